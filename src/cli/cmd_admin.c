@@ -1,0 +1,208 @@
+/* cmd_admin.c — set-up commands: init, org, user, key, project; serve and
+ * routes. Each prints only the new object's id (or key) on stdout so that
+ * scripts can capture it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "http/server.h"
+
+#define SCHEMA_FILE_MAX (4u << 20)
+
+static const char *const valued[] = { "--org", "--email", "--role", "--user", "--schema",
+				      "--format", "--status", "--listen", "--max-body", NULL };
+
+static int usage_fail(const char *msg)
+{
+	fprintf(stderr, "tally: %s\n", msg);
+	return EXIT_BAD;
+}
+
+int cmd_init(struct cli *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return cli_open(c, 1);
+}
+
+int cmd_org(struct cli *c, int argc, char **argv)
+{
+	const char *sub = cli_arg(argc, argv, 0, valued);
+	struct tly_err err;
+	char id[32];
+	json_t *list = NULL;
+	int rc;
+
+	tly_err_clear(&err);
+	if (!sub || (strcmp(sub, "add") != 0 && strcmp(sub, "list") != 0))
+		return usage_fail("usage: tally org add NAME | tally org list");
+	if ((rc = cli_open(c, 0)) != EXIT_OK)
+		return rc;
+	if (strcmp(sub, "add") == 0) {
+		const char *name = cli_arg(argc, argv, 1, valued);
+		if (!name)
+			return usage_fail("usage: tally org add NAME");
+		if (tly_org_add(c->t, name, id, &err) != TLY_OK)
+			return cli_fail(&err);
+		printf("%s\n", id);
+		return EXIT_OK;
+	}
+	if (tly_org_list(c->t, &list, &err) != TLY_OK)
+		return cli_fail(&err);
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		json_t *o = json_array_get(list, i);
+		printf("%s\t%s\n", json_string_value(json_object_get(o, "id")),
+		       json_string_value(json_object_get(o, "name")));
+	}
+	json_decref(list);
+	return EXIT_OK;
+}
+
+/* Reads a password from stdin: one line, newline dropped. */
+static int read_password(char *buf, size_t size)
+{
+	size_t n;
+
+	if (!fgets(buf, (int)size, stdin))
+		return -1;
+	n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	return 0;
+}
+
+int cmd_user(struct cli *c, int argc, char **argv)
+{
+	const char *sub = cli_arg(argc, argv, 0, valued);
+	const char *org = cli_opt(argc, argv, "--org"), *email = cli_opt(argc, argv, "--email");
+	const char *role = cli_opt(argc, argv, "--role");
+	char pw[1100], id[32];
+	struct tly_err err;
+	int rc, with_pw = cli_flag(argc, argv, "--password-stdin");
+
+	tly_err_clear(&err);
+	if (!sub || strcmp(sub, "add") != 0 || !org || !email || !role)
+		return usage_fail("usage: tally user add --org ORG --email EMAIL --role owner|manager|reviewer|annotator [--password-stdin]");
+	if (with_pw && read_password(pw, sizeof(pw)) != 0)
+		return usage_fail("--password-stdin: nothing on stdin");
+	if ((rc = cli_open(c, 0)) != EXIT_OK)
+		return rc;
+	if (tly_user_add(c->t, org, email, role, with_pw ? pw : NULL, id, &err) != TLY_OK)
+		return cli_fail(&err);
+	printf("%s\n", id);
+	return EXIT_OK;
+}
+
+int cmd_key(struct cli *c, int argc, char **argv)
+{
+	const char *sub = cli_arg(argc, argv, 0, valued);
+	char key[TLY_KEY_MAX], id[32];
+	struct tly_err err;
+	int rc;
+
+	tly_err_clear(&err);
+	if (sub && strcmp(sub, "create") == 0) {
+		const char *user = cli_opt(argc, argv, "--user");
+		if (!user)
+			return usage_fail("usage: tally key create --user EMAIL [--org ORG]");
+		if ((rc = cli_open(c, 0)) != EXIT_OK)
+			return rc;
+		if (tly_key_create(c->t, user, cli_opt(argc, argv, "--org"), key, id, &err) != TLY_OK)
+			return cli_fail(&err);
+		printf("%s\n", key);
+		fprintf(stderr, "tally: created %s (the key is shown only this once)\n", id);
+		return EXIT_OK;
+	}
+	if (sub && strcmp(sub, "revoke") == 0) {
+		const char *kid = cli_arg(argc, argv, 1, valued);
+		if (!kid)
+			return usage_fail("usage: tally key revoke KEY_ID");
+		if ((rc = cli_open(c, 0)) != EXIT_OK)
+			return rc;
+		if (tly_key_revoke(c->t, kid, &err) != TLY_OK)
+			return cli_fail(&err);
+		return EXIT_OK;
+	}
+	return usage_fail("usage: tally key create --user EMAIL [--org ORG] | tally key revoke KEY_ID");
+}
+
+int cmd_project(struct cli *c, int argc, char **argv)
+{
+	const char *sub = cli_arg(argc, argv, 0, valued);
+	const char *org = cli_opt(argc, argv, "--org");
+	struct tly_actor a;
+	struct tly_err err;
+	json_error_t je;
+	json_t *schema = NULL, *out = NULL;
+	int rc;
+
+	tly_err_clear(&err);
+	if (!sub || !org || (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0))
+		return usage_fail("usage: tally project create --org ORG --schema FILE | tally project list --org ORG");
+	if ((rc = cli_open(c, 0)) != EXIT_OK)
+		return rc;
+	if (tly_actor_admin(c->t, org, &a, &err) != TLY_OK)
+		return cli_fail(&err);
+	if (strcmp(sub, "list") == 0) {
+		json_t *list;
+		if (tly_project_list(c->t, &a, &out, &err) != TLY_OK)
+			return cli_fail(&err);
+		list = json_object_get(out, "projects");
+		for (size_t i = 0; i < json_array_size(list); i++) {
+			json_t *p = json_array_get(list, i);
+			printf("%s\t%s\n", json_string_value(json_object_get(p, "id")),
+			       json_string_value(json_object_get(p, "name")));
+		}
+		json_decref(out);
+		return EXIT_OK;
+	}
+	const char *file = cli_opt(argc, argv, "--schema");
+	if (!file)
+		return usage_fail("usage: tally project create --org ORG --schema FILE");
+	schema = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+	if (!schema) {
+		fprintf(stderr, "%s:%d:%d: %s\n", file, je.line, je.column, je.text);
+		return EXIT_BAD;
+	}
+	rc = tly_project_create(c->t, &a, schema, &out, &err);
+	json_decref(schema);
+	if (rc != TLY_OK) {
+		fprintf(stderr, "%s: ", file);
+		return cli_fail(&err);
+	}
+	printf("%s\n", json_string_value(json_object_get(out, "id")));
+	json_decref(out);
+	return EXIT_OK;
+}
+
+int cmd_serve(struct cli *c, int argc, char **argv)
+{
+	struct tly_http_opts o = { "127.0.0.1:8080", 32u << 20 };
+	const char *listen = cli_opt(argc, argv, "--listen"), *mb = cli_opt(argc, argv, "--max-body");
+	int rc;
+
+	if (listen)
+		o.listen = listen;
+	if (mb) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(mb, &end, 10);
+		if (errno || *end || v < 1024 || v > (1ull << 32))
+			return usage_fail("--max-body: bytes, from 1024 to 4294967296");
+		o.max_body = (size_t)v;
+	}
+	if ((rc = cli_open(c, 0)) != EXIT_OK)
+		return rc;
+	return tly_http_serve(c->t, &o) == 0 ? EXIT_OK : EXIT_STORE;
+}
+
+int cmd_routes(struct cli *c, int argc, char **argv)
+{
+	(void)c;
+	(void)argc;
+	(void)argv;
+	tly_http_routes(stdout);
+	return EXIT_OK;
+}

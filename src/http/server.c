@@ -1,0 +1,560 @@
+/* server.c — the HTTP/1.1 server on libevent's evhttp, one thread.
+ *
+ * A request flows: evhttp -> dispatch() -> route match (table below) ->
+ * authentication -> body parse (bounded by --max-body, JSON) -> handler ->
+ * library call -> JSON reply. The handler owns nothing past its return:
+ * everything it allocated is released in dispatch()'s single exit. */
+#include "http/server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sys/queue.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tally.h"
+#include "util.h"
+
+extern const char tly_openapi_json[];
+extern const size_t tly_openapi_json_len;
+
+#define MAX_PARAMS 2
+#define EXPORT_BATCH 512
+#define EXPORT_BUF_CAP (256u << 20)
+
+struct req {
+	struct tly *t;
+	struct evhttp_request *ev;
+	struct tly_actor actor;
+	const char *params[MAX_PARAMS];
+	struct evkeyvalq query;
+	json_t *body;
+	struct server *srv;
+};
+
+struct server {
+	struct tly *t;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;
+	struct event *sigterm, *sigint, *drain_timer;
+	int draining, streams;
+	int64_t drain_deadline;
+};
+
+/* A handler answers with a JSON object (status from the route table, or 204
+ * when *out stays NULL and the route allows it) or an error. */
+typedef enum tly_code (*handler_fn)(struct req *r, json_t **out, struct tly_err *err);
+
+enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, STREAMS = 8 };
+
+struct route {
+	enum evhttp_cmd_type method;
+	const char *pattern;
+	handler_fn handler;
+	int status;
+	int flags;
+};
+
+/* ---- handlers -------------------------------------------------------------- */
+
+static const char *query(struct req *r, const char *key)
+{
+	return evhttp_find_header(&r->query, key);
+}
+
+static enum tly_code h_openapi(struct req *r, json_t **out, struct tly_err *err)
+{
+	(void)r;
+	(void)out;
+	(void)err;
+	return TLY_OK; /* answered in dispatch: served as stored bytes */
+}
+
+static enum tly_code h_me(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_me(r->t, &r->actor, out, err);
+}
+
+static enum tly_code h_project_create(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_project_create(r->t, &r->actor, r->body, out, err);
+}
+
+static enum tly_code h_project_list(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_project_list(r->t, &r->actor, out, err);
+}
+
+static enum tly_code h_project_get(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_project_get(r->t, &r->actor, r->params[0], out, err);
+}
+
+static enum tly_code h_tasks_add(struct req *r, json_t **out, struct tly_err *err)
+{
+	json_t *tasks = json_object_get(r->body, "tasks");
+	enum tly_code rc;
+
+	/* the project comes first: a stranger's project is 404 whatever the body */
+	if ((rc = tly_project_get(r->t, &r->actor, r->params[0], out, err)) != TLY_OK)
+		return rc;
+	json_decref(*out);
+	*out = NULL;
+	if (!json_is_object(r->body) || !json_is_array(tasks))
+		return tly_err_set(err, TLY_EBADREQ, "tasks",
+				   "the body must be {\"tasks\":[...]}");
+	return tly_tasks_add(r->t, &r->actor, r->params[0], tasks, out, err);
+}
+
+static int parse_limit(const char *s, int def)
+{
+	char *end;
+	long v;
+
+	if (!s)
+		return def;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < 0 || v > 1000000)
+		return -1;
+	return (int)v;
+}
+
+static enum tly_code h_task_list(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_task_list(r->t, &r->actor, r->params[0], query(r, "status"), query(r, "cursor"),
+			     parse_limit(query(r, "limit"), 100), out, err);
+}
+
+static enum tly_code h_task_get(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_task_get(r->t, &r->actor, r->params[0], out, err);
+}
+
+static enum tly_code h_task_cancel(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_task_cancel(r->t, &r->actor, r->params[0], out, err);
+}
+
+static enum tly_code h_claim(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_claim(r->t, &r->actor, r->params[0], out, err);
+}
+
+static enum tly_code h_submit(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_submit(r->t, &r->actor, r->params[0], r->body, out, err);
+}
+
+static enum tly_code h_release(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_release(r->t, &r->actor, r->params[0], out, err);
+}
+
+static enum tly_code h_heartbeat(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_heartbeat(r->t, &r->actor, r->params[0], out, err);
+}
+
+/* ---- streamed export ------------------------------------------------------- */
+
+struct stream {
+	struct server *srv;
+	struct evhttp_request *ev;
+	struct evhttp_connection *conn;
+	struct tly_export *x;
+	struct tly_buf buf;
+	struct evbuffer *out;
+};
+
+static void stream_free(struct stream *st)
+{
+	if (st->conn)
+		evhttp_connection_set_closecb(st->conn, NULL, NULL);
+	st->srv->streams--;
+	tly_export_free(st->x);
+	tly_buf_free(&st->buf);
+	evbuffer_free(st->out);
+	free(st);
+}
+
+static void stream_closed(struct evhttp_connection *conn, void *arg)
+{
+	struct stream *st = arg;
+
+	(void)conn;
+	st->conn = NULL;
+	stream_free(st); /* the peer went away: the request is gone with it */
+}
+
+static void stream_more(struct evhttp_connection *conn, void *arg)
+{
+	struct stream *st = arg;
+	struct tly_err err;
+	int done = 0;
+
+	(void)conn;
+	tly_err_clear(&err);
+	tly_buf_reset(&st->buf);
+	if (tly_export_next(st->x, &st->buf, EXPORT_BATCH, &done, &err) != TLY_OK) {
+		/* headers are gone already: all we can do is cut the stream short */
+		fprintf(stderr, "tally: export failed: %s\n", err.message);
+		done = 1;
+	}
+	if (st->buf.len) {
+		evbuffer_add(st->out, st->buf.p, st->buf.len);
+		if (!done) {
+			evhttp_send_reply_chunk_with_cb(st->ev, st->out, stream_more, st);
+			return;
+		}
+		evhttp_send_reply_chunk(st->ev, st->out);
+	}
+	evhttp_send_reply_end(st->ev);
+	stream_free(st);
+}
+
+static enum tly_code h_export(struct req *r, json_t **out, struct tly_err *err)
+{
+	struct tly_export *x;
+	struct stream *st;
+	enum tly_code rc;
+
+	(void)out;
+	rc = tly_export_open(r->t, &r->actor, r->params[0], query(r, "format"), query(r, "status"),
+			     &x, err);
+	if (rc != TLY_OK)
+		return rc;
+	st = tly_xcalloc(1, sizeof(*st));
+	st->srv = r->srv;
+	st->ev = r->ev;
+	st->x = x;
+	st->out = evbuffer_new();
+	tly_buf_init(&st->buf, EXPORT_BUF_CAP);
+	st->conn = evhttp_request_get_connection(r->ev);
+	r->srv->streams++;
+	evhttp_connection_set_closecb(st->conn, stream_closed, st);
+	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type",
+			  "application/x-ndjson");
+	evhttp_send_reply_start(r->ev, 200, "OK");
+	stream_more(NULL, st);
+	return TLY_OK;
+}
+
+/* ---- the route table --------------------------------------------------------- */
+
+static const struct route routes[] = {
+	{ EVHTTP_REQ_GET, "/api/v1/openapi.json", h_openapi, 200, PUBLIC },
+	{ EVHTTP_REQ_GET, "/api/v1/me", h_me, 200, 0 },
+	{ EVHTTP_REQ_GET, "/api/v1/projects", h_project_list, 200, 0 },
+	{ EVHTTP_REQ_POST, "/api/v1/projects", h_project_create, 201, BODY },
+	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}", h_project_get, 200, 0 },
+	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/tasks", h_tasks_add, 201, BODY },
+	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/tasks", h_task_list, 200, 0 },
+	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK },
+	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/export", h_export, 200, STREAMS },
+	{ EVHTTP_REQ_GET, "/api/v1/tasks/{id}", h_task_get, 200, 0 },
+	{ EVHTTP_REQ_POST, "/api/v1/tasks/{id}/cancel", h_task_cancel, 200, 0 },
+	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/submit", h_submit, 201, BODY },
+	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/release", h_release, 200, 0 },
+	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/heartbeat", h_heartbeat, 200, 0 },
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	default: return "OTHER";
+	}
+}
+
+void tly_http_routes(FILE *out)
+{
+	for (size_t i = 0; i < NROUTES; i++)
+		fprintf(out, "%s %s\n", method_name(routes[i].method), routes[i].pattern);
+}
+
+/* Matches path against pattern; "{id}" takes one non-empty segment. */
+static int match(const char *pattern, const char *path, const char *params[MAX_PARAMS],
+		 char store[MAX_PARAMS][64])
+{
+	int np = 0;
+
+	while (*pattern && *path) {
+		if (strncmp(pattern, "{id}", 4) == 0) {
+			size_t n = strcspn(path, "/");
+			if (n == 0 || n >= 64 || np == MAX_PARAMS)
+				return 0;
+			memcpy(store[np], path, n);
+			store[np][n] = '\0';
+			params[np] = store[np];
+			np++;
+			pattern += 4;
+			path += n;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return 0;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+/* ---- replies -------------------------------------------------------------------- */
+
+static const int code_status[TLY_NCODES] = {
+	[TLY_OK] = 200, [TLY_EBADJSON] = 400, [TLY_EBADREQ] = 400, [TLY_EUNAUTH] = 401,
+	[TLY_EFORBIDDEN] = 403, [TLY_ENOTFOUND] = 404, [TLY_ECONFLICT] = 409,
+	[TLY_ETOOLARGE] = 413, [TLY_EINVALID] = 422, [TLY_EINTERNAL] = 500,
+};
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Content";
+	default: return "Internal Server Error";
+	}
+}
+
+static void reply_bytes(struct evhttp_request *ev, int status, const char *p, size_t n)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (n)
+		evbuffer_add(b, p, n);
+	if (status != 204)
+		evhttp_add_header(evhttp_request_get_output_headers(ev), "Content-Type",
+				  "application/json");
+	evhttp_send_reply(ev, status, reason(status), b);
+	evbuffer_free(b);
+}
+
+static void reply_json(struct evhttp_request *ev, int status, json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	reply_bytes(ev, status, s, strlen(s));
+	free(s);
+}
+
+static void reply_error(struct evhttp_request *ev, int status, const struct tly_err *err)
+{
+	json_t *e = json_pack("{s:s,s:s}", "code", status == 405 ? "method_not_allowed"
+							   : tly_code_name(err->code),
+			      "message", err->message);
+	if (err->field[0])
+		json_object_set_new(e, "field", json_string(err->field));
+	if (err->code == TLY_EBADJSON && err->offset >= 0)
+		json_object_set_new(e, "offset", json_integer(err->offset));
+	json_t *o = json_pack("{s:o}", "error", e);
+	reply_json(ev, status, o);
+	json_decref(o);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+static enum tly_code authenticate(struct req *r, struct tly_err *err)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization");
+
+	if (!h)
+		return tly_err_set(err, TLY_EUNAUTH, "", "missing Authorization: Bearer <api key>");
+	if (strncasecmp(h, "Bearer ", 7) != 0)
+		return tly_err_set(err, TLY_EUNAUTH, "", "the Authorization header must be Bearer <api key>");
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return tly_authenticate(r->t, h, &r->actor, err);
+}
+
+static enum tly_code read_body(struct req *r, struct tly_err *err)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
+	size_t n = evbuffer_get_length(in);
+	const char *p = n ? (const char *)evbuffer_pullup(in, -1) : "";
+	json_error_t je;
+
+	if (n == 0)
+		return tly_err_set(err, TLY_EBADJSON, "", "the request body is empty (JSON expected)");
+	r->body = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+	if (!r->body) {
+		tly_err_set(err, TLY_EBADJSON, "", "malformed JSON at byte %d (line %d, column %d): %s",
+			    je.position, je.line, je.column, je.text);
+		err->offset = je.position;
+		return TLY_EBADJSON;
+	}
+	return TLY_OK;
+}
+
+static void dispatch(struct evhttp_request *ev, void *arg)
+{
+	struct server *srv = arg;
+	struct req r = { .t = srv->t, .ev = ev, .srv = srv };
+	char store[MAX_PARAMS][64];
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	enum evhttp_cmd_type method = evhttp_request_get_command(ev);
+	const struct route *rt = NULL;
+	int path_known = 0, status = 500;
+	json_t *out = NULL;
+	struct tly_err err;
+	enum tly_code rc;
+
+	tly_err_clear(&err);
+	TAILQ_INIT(&r.query);
+	if (!path)
+		path = "";
+	for (size_t i = 0; i < NROUTES && !rt; i++)
+		if (match(routes[i].pattern, path, r.params, store)) {
+			path_known = 1;
+			if (routes[i].method == method)
+				rt = &routes[i];
+		}
+	if (!rt) {
+		status = path_known ? 405 : 404;
+		tly_err_set(&err, path_known ? TLY_EBADREQ : TLY_ENOTFOUND, "",
+			    path_known ? "method not allowed on this route" : "no such route");
+		goto fail;
+	}
+	if (q && evhttp_parse_query_str(q, &r.query) != 0) {
+		rc = tly_err_set(&err, TLY_EBADREQ, "", "malformed query string");
+		goto fail_rc;
+	}
+	if (rt->handler == h_openapi) {
+		reply_bytes(ev, 200, tly_openapi_json, tly_openapi_json_len);
+		goto out;
+	}
+	if (!(rt->flags & PUBLIC) && (rc = authenticate(&r, &err)) != TLY_OK)
+		goto fail_rc;
+	if ((rt->flags & BODY) && (rc = read_body(&r, &err)) != TLY_OK)
+		goto fail_rc;
+	if ((rc = rt->handler(&r, &out, &err)) != TLY_OK)
+		goto fail_rc;
+	if (rt->flags & STREAMS)
+		goto out; /* the handler answers on its own */
+	if (!out && (rt->flags & NO_CONTENT_OK))
+		reply_bytes(ev, 204, NULL, 0);
+	else if (out)
+		reply_json(ev, rt->status, out);
+	else {
+		rc = tly_err_set(&err, TLY_EINTERNAL, "", "handler returned nothing");
+		goto fail_rc;
+	}
+	goto out;
+fail_rc:
+	status = code_status[rc < TLY_NCODES ? rc : TLY_EINTERNAL];
+fail:
+	if (status >= 500)
+		fprintf(stderr, "tally: %s %s: %s\n", method_name(method), path, err.message);
+	reply_error(ev, status, &err);
+out:
+	json_decref(out);
+	json_decref(r.body);
+	evhttp_clear_headers(&r.query);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------ */
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->streams == 0 || tly_now_ms() >= srv->drain_deadline)
+		event_base_loopbreak(srv->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tick = { 0, 50000 };
+
+	(void)what;
+	if (srv->draining)
+		return;
+	fprintf(stderr, "tally: %s, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	srv->draining = 1;
+	srv->drain_deadline = tly_now_ms() + 10000;
+	if (srv->sock) {
+		evhttp_del_accept_socket(srv->http, srv->sock);
+		srv->sock = NULL;
+	}
+	srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, drain_check, srv);
+	event_add(srv->drain_timer, &tick);
+}
+
+int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
+{
+	struct server srv = { .t = t };
+	char host[256];
+	const char *colon = strrchr(o->listen, ':');
+	long port;
+	char *end;
+	int rc = 1;
+
+	if (!colon || (size_t)(colon - o->listen) >= sizeof(host)) {
+		fprintf(stderr, "tally: --listen wants ADDR:PORT, got \"%s\"\n", o->listen);
+		return 1;
+	}
+	memcpy(host, o->listen, (size_t)(colon - o->listen));
+	host[colon - o->listen] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535) {
+		fprintf(stderr, "tally: bad port in \"%s\"\n", o->listen);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	srv.base = event_base_new();
+	srv.http = evhttp_new(srv.base);
+	if (!srv.base || !srv.http)
+		goto out;
+	evhttp_set_max_body_size(srv.http, (ev_ssize_t)o->max_body);
+	evhttp_set_max_headers_size(srv.http, 64 * 1024);
+	evhttp_set_timeout(srv.http, 120);
+	evhttp_set_gencb(srv.http, dispatch, &srv);
+	srv.sock = evhttp_bind_socket_with_handle(srv.http, host, (ev_uint16_t)port);
+	if (!srv.sock) {
+		fprintf(stderr, "tally: cannot listen on %s: %s\n", o->listen, strerror(errno));
+		goto out;
+	}
+	srv.sigterm = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
+	srv.sigint = evsignal_new(srv.base, SIGINT, on_signal, &srv);
+	event_add(srv.sigterm, NULL);
+	event_add(srv.sigint, NULL);
+	fprintf(stderr, "tally: listening on http://%s\n", o->listen);
+	event_base_dispatch(srv.base);
+	rc = 0;
+out:
+	if (srv.drain_timer)
+		event_free(srv.drain_timer);
+	if (srv.sigterm)
+		event_free(srv.sigterm);
+	if (srv.sigint)
+		event_free(srv.sigint);
+	if (srv.http)
+		evhttp_free(srv.http);
+	if (srv.base)
+		event_base_free(srv.base);
+	return rc;
+}

@@ -1,0 +1,22 @@
+/* server.h — the HTTP front end: routes /api/v1 onto the tally library. */
+#ifndef TLY_HTTP_SERVER_H
+#define TLY_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct tly;
+
+struct tly_http_opts {
+	const char *listen;   /* "ADDR:PORT" */
+	size_t max_body;      /* bytes */
+};
+
+/* Serves until SIGTERM/SIGINT, then stops accepting, lets open responses
+ * finish (10 s at most) and returns 0; non-zero when it could not start. */
+int tly_http_serve(struct tly *t, const struct tly_http_opts *o);
+
+/* Writes the route table, one "METHOD /path" line each. */
+void tly_http_routes(FILE *out);
+
+#endif

@@ -1,0 +1,122 @@
+/* buf.c — see buf.h. */
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void tly_buf_init(struct tly_buf *b, size_t cap)
+{
+	b->p = NULL;
+	b->len = b->alloc = 0;
+	b->cap = cap;
+}
+
+void tly_buf_free(struct tly_buf *b)
+{
+	free(b->p);
+	tly_buf_init(b, b->cap);
+}
+
+void tly_buf_reset(struct tly_buf *b)
+{
+	b->len = 0;
+	if (b->p)
+		b->p[0] = '\0';
+}
+
+static enum tly_code grow(struct tly_buf *b, size_t need)
+{
+	size_t n;
+
+	if (need + 1 > b->cap)
+		return TLY_ETOOLARGE;
+	if (need + 1 <= b->alloc)
+		return TLY_OK;
+	n = b->alloc ? b->alloc : 256;
+	while (n < need + 1)
+		n *= 2;
+	if (n > b->cap)
+		n = b->cap;
+	b->p = tly_xrealloc(b->p, n);
+	b->alloc = n;
+	return TLY_OK;
+}
+
+enum tly_code tly_buf_add(struct tly_buf *b, const void *p, size_t n)
+{
+	if (grow(b, b->len + n) != TLY_OK)
+		return TLY_ETOOLARGE;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return TLY_OK;
+}
+
+enum tly_code tly_buf_adds(struct tly_buf *b, const char *s)
+{
+	return tly_buf_add(b, s, strlen(s));
+}
+
+enum tly_code tly_buf_addf(struct tly_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || grow(b, b->len + (size_t)n) != TLY_OK)
+		return TLY_ETOOLARGE;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return TLY_OK;
+}
+
+enum tly_code tly_buf_add_jstr(struct tly_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t start = b->len;
+	const unsigned char *u = (const unsigned char *)s;
+
+	if (tly_buf_add(b, "\"", 1))
+		goto fail;
+	while (*u) {
+		const unsigned char *run = u;
+		while (*u >= 0x20 && *u != '"' && *u != '\\')
+			u++;
+		if (u > run && tly_buf_add(b, run, (size_t)(u - run)))
+			goto fail;
+		if (!*u)
+			break;
+		char esc[6] = { '\\', 0 };
+		size_t n = 2;
+		switch (*u) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
+			esc[4] = hex[*u >> 4]; esc[5] = hex[*u & 15];
+			n = 6;
+		}
+		if (tly_buf_add(b, esc, n))
+			goto fail;
+		u++;
+	}
+	if (tly_buf_add(b, "\"", 1))
+		goto fail;
+	return TLY_OK;
+fail:
+	b->len = start;
+	if (b->p)
+		b->p[start] = '\0';
+	return TLY_ETOOLARGE;
+}

@@ -1,0 +1,25 @@
+/* buf.h — a growable byte buffer with a hard size cap (curl's dynbuf idea).
+ * Appends past the cap fail with TLY_ETOOLARGE and leave the buffer as it was. */
+#ifndef TLY_BUF_H
+#define TLY_BUF_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct tly_buf {
+	char *p;        /* NUL-terminated contents, owned; NULL until first append */
+	size_t len, alloc, cap;
+};
+
+void tly_buf_init(struct tly_buf *b, size_t cap);
+void tly_buf_free(struct tly_buf *b);
+void tly_buf_reset(struct tly_buf *b);  /* empties, keeps the memory */
+enum tly_code tly_buf_add(struct tly_buf *b, const void *p, size_t n);
+enum tly_code tly_buf_adds(struct tly_buf *b, const char *s);
+enum tly_code tly_buf_addf(struct tly_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included (s is valid UTF-8). */
+enum tly_code tly_buf_add_jstr(struct tly_buf *b, const char *s);
+
+#endif

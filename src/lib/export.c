@@ -1,0 +1,136 @@
+/* export.c — streamed JSONL export. A cursor walks the project's tasks by id
+ * in batches (keyset pagination), so memory stays flat whatever the size and
+ * a front end can write each batch before asking for the next. Stored JSON
+ * (data, metadata, answers) is copied into the output as it is, unparsed. */
+#include "tallyint.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct tly_export {
+	struct tly *t;
+	int64_t project_id, after;
+	int status;
+	int done;
+};
+
+enum tly_code tly_export_open(struct tly *t, const struct tly_actor *a, const char *project,
+			      const char *format, const char *status, struct tly_export **out,
+			      struct tly_err *err)
+{
+	struct tly__project p;
+	struct tly_export *x;
+	int st = -1;
+	enum tly_code rc;
+
+	*out = NULL;
+	if ((rc = tly__project_load(t, a, project, TLY_ROLE_REVIEWER, &p, err)) != TLY_OK)
+		return rc;
+	store_project_clear(&p.row);
+	if (format && strcmp(format, "jsonl") != 0)
+		return tly_err_set(err, TLY_EBADREQ, "format", "format: must be jsonl");
+	if (status && (st = tly_task_status_parse(status)) < 0)
+		return tly_err_set(err, TLY_EBADREQ, "status",
+				   "status: must be queued, in_progress, completed or canceled");
+	x = tly_xcalloc(1, sizeof(*x));
+	x->t = t;
+	x->project_id = p.row.id;
+	x->status = st;
+	*out = x;
+	return TLY_OK;
+}
+
+struct line_ctx {
+	struct tly_export *x;
+	struct tly_buf *buf;
+	int n, first, stopped;
+	enum tly_code rc;
+	struct tly_err *err;
+};
+
+static enum tly_code add_id(struct tly_buf *b, struct tly *t, enum tly_kind k, int64_t n)
+{
+	char id[TLY_ID_MAX];
+	return tly_buf_adds(b, "\"") || tly_buf_adds(b, tly_id_encode(&t->ids, k, n, id)) ||
+	       tly_buf_adds(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
+}
+
+static int response_line(void *arg, const struct store_response *r)
+{
+	struct line_ctx *c = arg;
+	struct tly_buf *b = c->buf;
+	char ts[32];
+
+	if ((!c->first && tly_buf_adds(b, ",")) || tly_buf_adds(b, "{\"id\":") ||
+	    add_id(b, c->x->t, TLY_RESPONSE, r->id) || tly_buf_adds(b, ",\"user_id\":") ||
+	    add_id(b, c->x->t, TLY_USER, r->user_id) || tly_buf_adds(b, ",\"answers\":") ||
+	    tly_buf_adds(b, r->answers) ||
+	    tly_buf_addf(b, ",\"duration_ms\":%lld,\"created_at\":\"%s\"}",
+			 (long long)r->duration_ms, tly_time_fmt(r->created_at, ts))) {
+		c->rc = TLY_ETOOLARGE;
+		return 1;
+	}
+	c->first = 0;
+	return 0;
+}
+
+static int task_line(void *arg, const struct store_task *row)
+{
+	struct line_ctx *c = arg;
+	struct tly_buf *b = c->buf;
+	struct tly *t = c->x->t;
+	size_t start = b->len;
+
+	if (tly_buf_adds(b, "{\"id\":") || add_id(b, t, TLY_TASK, row->id) ||
+	    tly_buf_adds(b, ",\"unique_id\":") ||
+	    (row->unique_id ? tly_buf_add_jstr(b, row->unique_id) : tly_buf_adds(b, "null")) ||
+	    tly_buf_adds(b, ",\"data\":") || tly_buf_adds(b, row->data) ||
+	    tly_buf_adds(b, ",\"metadata\":") || tly_buf_adds(b, row->metadata ? row->metadata : "{}") ||
+	    tly_buf_addf(b, ",\"status\":\"%s\",\"responses\":[", tly_task_status_name(row->status)))
+		goto full;
+	c->first = 1;
+	if (row->n_responses > 0 &&
+	    t->store->ops->response_list(t->store, row->id, response_line, c, c->err) != TLY_OK) {
+		c->rc = TLY_EINTERNAL;
+		return 1;
+	}
+	if (c->rc == TLY_ETOOLARGE || tly_buf_adds(b, "]}\n"))
+		goto full;
+	c->x->after = row->id;
+	c->n++;
+	return 0;
+full:
+	/* drop the partial line; a batch that has lines ends early instead */
+	b->len = start;
+	if (b->p)
+		b->p[start] = '\0';
+	c->rc = c->n ? TLY_OK : TLY_ETOOLARGE;
+	c->stopped = 1;
+	return 1;
+}
+
+enum tly_code tly_export_next(struct tly_export *x, struct tly_buf *buf, int max_tasks,
+			      int *done, struct tly_err *err)
+{
+	struct line_ctx c = { x, buf, 0, 1, 0, TLY_OK, err };
+	enum tly_code rc;
+
+	*done = x->done;
+	if (x->done)
+		return TLY_OK;
+	rc = x->t->store->ops->task_list(x->t->store, x->project_id, x->status, x->after, max_tasks,
+					 task_line, &c, err);
+	if (rc == TLY_OK && c.rc != TLY_OK)
+		rc = tly_err_set(err, c.rc, "", "export line over the buffer limit");
+	if (rc == TLY_OK && c.n < max_tasks && !c.stopped)
+		x->done = 1;
+	*done = x->done;
+	return rc;
+}
+
+void tly_export_free(struct tly_export *x)
+{
+	free(x);
+}

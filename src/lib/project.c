@@ -1,0 +1,97 @@
+/* project.c — creating, reading and listing projects. */
+#include "tallyint.h"
+
+#include <stdlib.h>
+
+#include "util.h"
+
+enum tly_code tly_project_create(struct tly *t, const struct tly_actor *a, const json_t *schema,
+				 json_t **out, struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct tly_schema parsed;
+	struct store_project row = { 0 };
+	struct tly__project p;
+	int64_t id = 0;
+	enum tly_code rc;
+
+	*out = NULL;
+	if ((rc = tly__role_check(a, TLY_ROLE_MANAGER, err)) != TLY_OK)
+		return rc;
+	if ((rc = tly_schema_parse(schema, &parsed, err)) != TLY_OK)
+		return rc;
+	row.org_id = a->org_id;
+	row.name = (char *)json_string_value(json_object_get(parsed.doc, "name"));
+	row.schema = json_dumps(parsed.doc, JSON_COMPACT);
+	row.created_at = tly_now_ms();
+	if ((rc = s->ops->begin(s, err)) == TLY_OK) {
+		rc = s->ops->project_insert(s, &row, &id, err);
+		if (rc == TLY_OK)
+			rc = s->ops->commit(s, err);
+		else
+			s->ops->rollback(s);
+	}
+	free(row.schema);
+	tly_schema_clear(&parsed);
+	if (rc == TLY_OK && (rc = tly__project_load_row(t, a, id, TLY_ROLE_ANNOTATOR, &p, err)) == TLY_OK) {
+		*out = tly__project_json(t, &p, 1);
+		store_project_clear(&p.row);
+	}
+	return rc;
+}
+
+enum tly_code tly_project_get(struct tly *t, const struct tly_actor *a, const char *id,
+			      json_t **out, struct tly_err *err)
+{
+	struct tly__project p;
+	enum tly_code rc = tly__project_load(t, a, id, TLY_ROLE_ANNOTATOR, &p, err);
+
+	*out = NULL;
+	if (rc == TLY_OK) {
+		*out = tly__project_json(t, &p, 1);
+		store_project_clear(&p.row);
+	}
+	return rc;
+}
+
+struct list_ctx {
+	struct tly *t;
+	const struct tly_actor *a;
+	json_t *list;
+	struct tly_err *err;
+	enum tly_code rc;
+};
+
+static int project_row(void *arg, const struct store_project *row)
+{
+	struct list_ctx *c = arg;
+	struct tly__project p;
+
+	/* load again by id: the cached schema and the same shape as a GET */
+	c->rc = tly__project_load_row(c->t, c->a, row->id, TLY_ROLE_ANNOTATOR, &p, c->err);
+	if (c->rc != TLY_OK)
+		return 1;
+	json_array_append_new(c->list, tly__project_json(c->t, &p, 1));
+	store_project_clear(&p.row);
+	return 0;
+}
+
+enum tly_code tly_project_list(struct tly *t, const struct tly_actor *a, json_t **out,
+			       struct tly_err *err)
+{
+	struct list_ctx c = { t, a, json_array(), err, TLY_OK };
+	enum tly_code rc;
+
+	/* project_row runs other statements while the list one steps: the
+	 * store allows that as long as no statement is re-entered */
+	rc = t->store->ops->project_list(t->store, a->org_id, project_row, &c, err);
+	if (rc == TLY_OK)
+		rc = c.rc;
+	if (rc != TLY_OK) {
+		json_decref(c.list);
+		*out = NULL;
+		return rc;
+	}
+	*out = json_pack("{s:o}", "projects", c.list);
+	return TLY_OK;
+}

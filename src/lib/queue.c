@@ -1,0 +1,323 @@
+/* queue.c — claim, submit, release, heartbeat: the rules of the work queue.
+ *
+ * Rules (each enforced inside one store transaction):
+ *  - a user is never assigned the same task twice (the store's unique
+ *    (task, user) index backs this up);
+ *  - n_responses + live leases never exceeds max_responses;
+ *  - a lease that ran out is expired lazily, at the next claim on the
+ *    project, and its place goes back to the queue;
+ *  - one response per assignment; expired, released or foreign assignments
+ *    are refused;
+ *  - higher priority first, then oldest.
+ */
+#include "tallyint.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define EXPIRE_BATCH 256
+
+struct expire_ctx {
+	struct store *s;
+	struct tly_err *err;
+};
+
+/* Returns one lease's place to its task. */
+static enum tly_code drop_lease(struct store *s, int64_t task_id, struct tly_err *err)
+{
+	struct store_task row;
+	enum tly_code rc = s->ops->task_get(s, task_id, &row, err);
+
+	if (rc != TLY_OK)
+		return rc;
+	if (row.n_leases > 0)
+		row.n_leases--;
+	rc = s->ops->task_update(s, row.id, tly__task_status(row.status, row.n_responses, row.n_leases),
+				 row.n_responses, row.n_leases, err);
+	store_task_clear(&row);
+	return rc;
+}
+
+static int expire_one(void *arg, const struct store_asg *a)
+{
+	struct expire_ctx *c = arg;
+
+	if (c->s->ops->asg_update(c->s, a->id, TLY_ASG_EXPIRED, a->expires_at, c->err) != TLY_OK)
+		return 1;
+	return drop_lease(c->s, a->task_id, c->err) != TLY_OK;
+}
+
+static json_t *claim_json(struct tly *t, const struct store_asg *a, const struct store_task *task)
+{
+	return json_pack("{s:{s:o,s:o},s:{s:o,s:o}}",
+			 "assignment", "id", tly__id(t, TLY_ASSIGNMENT, a->id),
+			 "expires_at", tly__time(a->expires_at),
+			 "task", "id", tly__id(t, TLY_TASK, task->id),
+			 "data", tly__parse_stored(task->data));
+}
+
+enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *project,
+			json_t **out, struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct tly__project p;
+	struct store_asg asg = { 0 };
+	struct store_task task = { 0 };
+	struct expire_ctx ec = { s, err };
+	int64_t now = tly_now_ms(), task_id = 0;
+	enum tly_code rc;
+
+	*out = NULL;
+	if ((rc = tly__project_load(t, a, project, TLY_ROLE_ANNOTATOR, &p, err)) != TLY_OK)
+		return rc;
+	if ((rc = s->ops->begin(s, err)) != TLY_OK)
+		goto out;
+	rc = s->ops->asg_expired(s, p.row.id, now, EXPIRE_BATCH, expire_one, &ec, err);
+	if (rc != TLY_OK)
+		goto rollback;
+
+	/* a retried claim gets the lease it already holds */
+	rc = s->ops->asg_live(s, p.row.id, a->user_id, now, &asg, err);
+	if (rc == TLY_OK) {
+		if ((rc = s->ops->task_get(s, asg.task_id, &task, err)) != TLY_OK)
+			goto rollback;
+		goto commit;
+	}
+	if (rc != TLY_ENOTFOUND)
+		goto rollback;
+
+	rc = s->ops->task_next(s, p.row.id, a->user_id, p.schema->max_responses, &task_id, err);
+	if (rc == TLY_ENOTFOUND) {
+		tly_err_clear(err);
+		rc = s->ops->commit(s, err); /* keep the expiries */
+		goto out;
+	}
+	if (rc != TLY_OK || (rc = s->ops->task_get(s, task_id, &task, err)) != TLY_OK)
+		goto rollback;
+	asg.task_id = task.id;
+	asg.project_id = p.row.id;
+	asg.user_id = a->user_id;
+	asg.status = TLY_ASG_ACTIVE;
+	asg.created_at = now;
+	asg.expires_at = now + (int64_t)p.schema->lease_seconds * 1000;
+	if ((rc = s->ops->asg_insert(s, &asg, &asg.id, err)) != TLY_OK)
+		goto rollback;
+	task.n_leases++;
+	rc = s->ops->task_update(s, task.id, tly__task_status(task.status, task.n_responses, task.n_leases),
+				 task.n_responses, task.n_leases, err);
+	if (rc != TLY_OK)
+		goto rollback;
+commit:
+	if ((rc = s->ops->commit(s, err)) == TLY_OK)
+		*out = claim_json(t, &asg, &task);
+	goto out;
+rollback:
+	s->ops->rollback(s);
+out:
+	store_task_clear(&task);
+	store_project_clear(&p.row);
+	return rc;
+}
+
+/* Loads the caller's assignment and its project; anything else is not found. */
+static enum tly_code asg_load(struct tly *t, const struct tly_actor *a, const char *id,
+			      struct store_asg *asg, struct tly__project *p, struct tly_err *err)
+{
+	int64_t n = tly_id_decode(&t->ids, TLY_ASSIGNMENT, id);
+	enum tly_code rc;
+
+	memset(p, 0, sizeof(*p));
+	if (!n || t->store->ops->asg_get(t->store, n, asg, err) != TLY_OK ||
+	    asg->user_id != a->user_id)
+		return tly_err_set(err, TLY_ENOTFOUND, "", "no such assignment");
+	rc = tly__project_load_row(t, a, asg->project_id, TLY_ROLE_ANNOTATOR, p, err);
+	if (rc == TLY_ENOTFOUND)
+		tly_err_set(err, rc, "", "no such assignment");
+	return rc;
+}
+
+static const char *const closed_reason[] = {
+	[TLY_ASG_ACTIVE] = "lease_expired: the lease on this assignment ran out",
+	[TLY_ASG_SUBMITTED] = "already_submitted: this assignment has a response",
+	[TLY_ASG_RELEASED] = "released: this assignment was released",
+	[TLY_ASG_EXPIRED] = "lease_expired: the lease on this assignment ran out",
+};
+
+/* Is the assignment still open? If its lease ran out, expire it now (the
+ * caller commits that) and answer the conflict. */
+static enum tly_code asg_open(struct store *s, struct store_asg *asg, int64_t now, int *expired_now,
+			      struct tly_err *err)
+{
+	*expired_now = 0;
+	if (asg->status == TLY_ASG_ACTIVE && asg->expires_at > now)
+		return TLY_OK;
+	if (asg->status == TLY_ASG_ACTIVE) {
+		if (s->ops->asg_update(s, asg->id, TLY_ASG_EXPIRED, asg->expires_at, err) != TLY_OK ||
+		    drop_lease(s, asg->task_id, err) != TLY_OK)
+			return TLY_EINTERNAL;
+		*expired_now = 1;
+	}
+	return tly_err_set(err, TLY_ECONFLICT, "", "%s", closed_reason[asg->status]);
+}
+
+/* Commits a conflict's side effects (an expiry) and returns the conflict. */
+static enum tly_code conflict_out(struct store *s, enum tly_code rc, int keep, struct tly_err *err)
+{
+	struct tly_err saved = *err;
+
+	if (keep && rc == TLY_ECONFLICT && s->ops->commit(s, err) == TLY_OK) {
+		*err = saved;
+		return rc;
+	}
+	s->ops->rollback(s);
+	return rc;
+}
+
+enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *assignment,
+			 const json_t *body, json_t **out, struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct store_asg asg;
+	struct tly__project p;
+	struct store_task task = { 0 };
+	struct store_response r = { 0 };
+	const json_t *answers = json_object_get(body, "answers"), *dur;
+	json_t *data = NULL;
+	int64_t now = tly_now_ms();
+	long long duration = 0;
+	int expired_now = 0;
+	enum tly_code rc;
+
+	*out = NULL;
+	if (!json_is_object(body))
+		return tly_err_set(err, TLY_EBADREQ, "", "the body must be an object");
+	dur = json_object_get(body, "duration_ms");
+	if (dur && !json_is_null(dur)) {
+		if (!json_is_integer(dur) || json_integer_value(dur) < 0 ||
+		    json_integer_value(dur) > 7LL * 24 * 3600 * 1000)
+			return tly_err_set(err, TLY_EINVALID, "duration_ms",
+					   "duration_ms: must be an integer from 0 to 604800000");
+		duration = json_integer_value(dur);
+	}
+	if ((rc = s->ops->begin(s, err)) != TLY_OK)
+		return rc;
+	if ((rc = asg_load(t, a, assignment, &asg, &p, err)) != TLY_OK)
+		goto rollback;
+	if ((rc = asg_open(s, &asg, now, &expired_now, err)) != TLY_OK) {
+		rc = conflict_out(s, rc, expired_now, err);
+		goto out;
+	}
+	if ((rc = s->ops->task_get(s, asg.task_id, &task, err)) != TLY_OK)
+		goto rollback;
+	if (task.status == TLY_TASK_CANCELED) {
+		rc = tly_err_set(err, TLY_ECONFLICT, "", "task_closed: the task was canceled");
+		goto rollback;
+	}
+	data = tly__parse_stored(task.data);
+	if ((rc = tly_schema_check_answers(p.schema, data, answers, err)) != TLY_OK)
+		goto rollback;
+	r.task_id = task.id;
+	r.assignment_id = asg.id;
+	r.user_id = a->user_id;
+	r.answers = json_dumps(answers, JSON_COMPACT);
+	r.duration_ms = duration;
+	r.created_at = now;
+	if ((rc = s->ops->response_insert(s, &r, &r.id, err)) != TLY_OK)
+		goto rollback;
+	if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_SUBMITTED, asg.expires_at, err)) != TLY_OK)
+		goto rollback;
+	task.n_responses++;
+	if (task.n_leases > 0)
+		task.n_leases--;
+	task.status = tly__task_status(task.status, task.n_responses, task.n_leases);
+	if (task.n_responses >= p.schema->min_responses)
+		task.status = TLY_TASK_COMPLETED;
+	rc = s->ops->task_update(s, task.id, task.status, task.n_responses, task.n_leases, err);
+	if (rc != TLY_OK)
+		goto rollback;
+	if ((rc = s->ops->commit(s, err)) != TLY_OK)
+		goto out;
+	*out = json_pack("{s:{s:o,s:o,s:O,s:I,s:o},s:{s:o,s:s}}",
+			 "response", "id", tly__id(t, TLY_RESPONSE, r.id),
+			 "task_id", tly__id(t, TLY_TASK, task.id), "answers", answers,
+			 "duration_ms", (json_int_t)duration, "created_at", tly__time(now),
+			 "task", "id", tly__id(t, TLY_TASK, task.id),
+			 "status", tly_task_status_name(task.status));
+	goto out;
+rollback:
+	s->ops->rollback(s);
+out:
+	free(r.answers);
+	json_decref(data);
+	store_task_clear(&task);
+	store_project_clear(&p.row);
+	return rc;
+}
+
+enum tly_code tly_release(struct tly *t, const struct tly_actor *a, const char *assignment,
+			  json_t **out, struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct store_asg asg;
+	struct tly__project p;
+	int expired_now = 0;
+	enum tly_code rc;
+
+	*out = NULL;
+	if ((rc = s->ops->begin(s, err)) != TLY_OK)
+		return rc;
+	if ((rc = asg_load(t, a, assignment, &asg, &p, err)) != TLY_OK)
+		goto rollback;
+	if ((rc = asg_open(s, &asg, tly_now_ms(), &expired_now, err)) != TLY_OK) {
+		rc = conflict_out(s, rc, expired_now, err);
+		goto out;
+	}
+	if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_RELEASED, asg.expires_at, err)) != TLY_OK ||
+	    (rc = drop_lease(s, asg.task_id, err)) != TLY_OK)
+		goto rollback;
+	if ((rc = s->ops->commit(s, err)) == TLY_OK)
+		*out = json_pack("{s:{s:o,s:s}}", "assignment", "id",
+				 tly__id(t, TLY_ASSIGNMENT, asg.id), "status", "released");
+	goto out;
+rollback:
+	s->ops->rollback(s);
+out:
+	store_project_clear(&p.row);
+	return rc;
+}
+
+enum tly_code tly_heartbeat(struct tly *t, const struct tly_actor *a, const char *assignment,
+			    json_t **out, struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct store_asg asg;
+	struct tly__project p;
+	int64_t now = tly_now_ms();
+	int expired_now = 0;
+	enum tly_code rc;
+
+	*out = NULL;
+	if ((rc = s->ops->begin(s, err)) != TLY_OK)
+		return rc;
+	if ((rc = asg_load(t, a, assignment, &asg, &p, err)) != TLY_OK)
+		goto rollback;
+	if ((rc = asg_open(s, &asg, now, &expired_now, err)) != TLY_OK) {
+		rc = conflict_out(s, rc, expired_now, err);
+		goto out;
+	}
+	asg.expires_at = now + (int64_t)p.schema->lease_seconds * 1000;
+	if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_ACTIVE, asg.expires_at, err)) != TLY_OK)
+		goto rollback;
+	if ((rc = s->ops->commit(s, err)) == TLY_OK)
+		*out = json_pack("{s:{s:o,s:o}}", "assignment", "id",
+				 tly__id(t, TLY_ASSIGNMENT, asg.id), "expires_at",
+				 tly__time(asg.expires_at));
+	goto out;
+rollback:
+	s->ops->rollback(s);
+out:
+	store_project_clear(&p.row);
+	return rc;
+}

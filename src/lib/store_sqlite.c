@@ -1,0 +1,849 @@
+/* store_sqlite.c — the SQLite backend of store.h.
+ *
+ * One connection, WAL journal, synchronous=FULL: a commit that returned is on
+ * disk. Every statement is prepared once at open (a table of SQL below) and
+ * reset after use. Transactions nest through savepoints so a caller may wrap
+ * several domain operations into one commit (group commit). */
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define SCHEMA_VERSION 1
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS orgs(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE,"
+	"  password_hash TEXT, created_at INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS memberships(org_id INTEGER NOT NULL, user_id INTEGER NOT NULL,"
+	"  role INTEGER NOT NULL, PRIMARY KEY(org_id, user_id)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS memberships_user ON memberships(user_id);"
+	"CREATE TABLE IF NOT EXISTS api_keys(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,"
+	"  org_id INTEGER NOT NULL, hash BLOB NOT NULL UNIQUE, created_at INTEGER NOT NULL,"
+	"  revoked_at INTEGER);"
+	"CREATE TABLE IF NOT EXISTS projects(id INTEGER PRIMARY KEY, org_id INTEGER NOT NULL,"
+	"  name TEXT NOT NULL, schema TEXT NOT NULL, created_at INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS projects_org ON projects(org_id, id);"
+	"CREATE TABLE IF NOT EXISTS tasks(id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL,"
+	"  unique_id TEXT, priority INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL, metadata TEXT,"
+	"  status INTEGER NOT NULL DEFAULT 0, n_responses INTEGER NOT NULL DEFAULT 0,"
+	"  n_leases INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS tasks_uid ON tasks(project_id, unique_id)"
+	"  WHERE unique_id IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS tasks_open ON tasks(project_id, priority DESC, id) WHERE status < 2;"
+	"CREATE INDEX IF NOT EXISTS tasks_status ON tasks(project_id, status, id);"
+	"CREATE TABLE IF NOT EXISTS assignments(id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL,"
+	"  project_id INTEGER NOT NULL, user_id INTEGER NOT NULL, status INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS asg_task_user ON assignments(task_id, user_id);"
+	"CREATE INDEX IF NOT EXISTS asg_live ON assignments(project_id, user_id) WHERE status = 0;"
+	"CREATE INDEX IF NOT EXISTS asg_expiry ON assignments(project_id, expires_at) WHERE status = 0;"
+	"CREATE TABLE IF NOT EXISTS responses(id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL,"
+	"  assignment_id INTEGER NOT NULL UNIQUE, user_id INTEGER NOT NULL, answers TEXT NOT NULL,"
+	"  duration_ms INTEGER NOT NULL, created_at INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS responses_task ON responses(task_id, id);";
+
+enum stmt {
+	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
+	S_META_GET, S_META_SET,
+	S_ORG_INSERT, S_ORG_GET_ID, S_ORG_GET_NAME, S_ORG_LIST,
+	S_USER_INSERT, S_USER_GET_ID, S_USER_GET_EMAIL,
+	S_MEMBER_SET, S_MEMBER_GET, S_MEMBER_ORGS,
+	S_KEY_INSERT, S_KEY_LOOKUP, S_KEY_REVOKE,
+	S_PROJECT_INSERT, S_PROJECT_GET, S_PROJECT_LIST, S_PROJECT_COUNTS,
+	S_TASK_INSERT, S_TASK_BY_UID, S_TASK_GET, S_TASK_LIST, S_TASK_LIST_STATUS,
+	S_TASK_UPDATE, S_TASK_NEXT,
+	S_ASG_INSERT, S_ASG_GET, S_ASG_UPDATE, S_ASG_LIVE, S_ASG_EXPIRED,
+	S_RESP_INSERT, S_RESP_LIST,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT nested",
+	[S_RELEASE] = "RELEASE nested",
+	[S_ROLLBACK_TO] = "ROLLBACK TO nested",
+	[S_META_GET] = "SELECT value FROM meta WHERE key=?1",
+	[S_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+		       " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+	[S_ORG_INSERT] = "INSERT INTO orgs(name, created_at) VALUES(?1, ?2)",
+	[S_ORG_GET_ID] = "SELECT id, name, created_at FROM orgs WHERE id=?1",
+	[S_ORG_GET_NAME] = "SELECT id, name, created_at FROM orgs WHERE name=?1",
+	[S_ORG_LIST] = "SELECT id, name, created_at FROM orgs ORDER BY id",
+	[S_USER_INSERT] = "INSERT INTO users(email, password_hash, created_at) VALUES(?1, ?2, ?3)",
+	[S_USER_GET_ID] = "SELECT id, email, password_hash FROM users WHERE id=?1",
+	[S_USER_GET_EMAIL] = "SELECT id, email, password_hash FROM users WHERE email=?1",
+	[S_MEMBER_SET] = "INSERT INTO memberships(org_id, user_id, role) VALUES(?1, ?2, ?3)"
+			 " ON CONFLICT(org_id, user_id) DO UPDATE SET role=excluded.role",
+	[S_MEMBER_GET] = "SELECT role FROM memberships WHERE org_id=?1 AND user_id=?2",
+	[S_MEMBER_ORGS] = "SELECT org_id FROM memberships WHERE user_id=?1 LIMIT 2",
+	[S_KEY_INSERT] = "INSERT INTO api_keys(user_id, org_id, hash, created_at) VALUES(?1, ?2, ?3, ?4)",
+	[S_KEY_LOOKUP] = "SELECT k.id, k.user_id, k.org_id, m.role, k.revoked_at IS NOT NULL"
+			 " FROM api_keys k LEFT JOIN memberships m"
+			 " ON m.org_id = k.org_id AND m.user_id = k.user_id WHERE k.hash=?1",
+	[S_KEY_REVOKE] = "UPDATE api_keys SET revoked_at=?2 WHERE id=?1 AND revoked_at IS NULL",
+	[S_PROJECT_INSERT] = "INSERT INTO projects(org_id, name, schema, created_at) VALUES(?1, ?2, ?3, ?4)",
+	[S_PROJECT_GET] = "SELECT id, org_id, name, schema, created_at FROM projects WHERE id=?1",
+	[S_PROJECT_LIST] = "SELECT id, org_id, name, schema, created_at FROM projects"
+			   " WHERE org_id=?1 ORDER BY id",
+	[S_PROJECT_COUNTS] = "SELECT status, count(*) FROM tasks WHERE project_id=?1 GROUP BY status",
+	[S_TASK_INSERT] = "INSERT INTO tasks(project_id, unique_id, priority, data, metadata, status,"
+			  " created_at) VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6)",
+	[S_TASK_BY_UID] = "SELECT id FROM tasks WHERE project_id=?1 AND unique_id=?2",
+	[S_TASK_GET] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
+		       " n_responses, n_leases, created_at FROM tasks WHERE id=?1",
+	[S_TASK_LIST] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
+			" n_responses, n_leases, created_at FROM tasks"
+			" WHERE project_id=?1 AND id>?2 ORDER BY id LIMIT ?3",
+	[S_TASK_LIST_STATUS] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
+			       " n_responses, n_leases, created_at FROM tasks"
+			       " WHERE project_id=?1 AND status=?4 AND id>?2 ORDER BY id LIMIT ?3",
+	[S_TASK_UPDATE] = "UPDATE tasks SET status=?2, n_responses=?3, n_leases=?4 WHERE id=?1",
+	[S_TASK_NEXT] = "SELECT t.id FROM tasks t WHERE t.project_id=?1 AND t.status < 2"
+			" AND t.n_responses + t.n_leases < ?3"
+			" AND NOT EXISTS (SELECT 1 FROM assignments a"
+			"   WHERE a.task_id = t.id AND a.user_id = ?2)"
+			" ORDER BY t.priority DESC, t.id LIMIT 1",
+	[S_ASG_INSERT] = "INSERT INTO assignments(task_id, project_id, user_id, status, created_at,"
+			 " expires_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_ASG_GET] = "SELECT id, task_id, project_id, user_id, status, created_at, expires_at"
+		      " FROM assignments WHERE id=?1",
+	[S_ASG_UPDATE] = "UPDATE assignments SET status=?2, expires_at=?3 WHERE id=?1",
+	[S_ASG_LIVE] = "SELECT id, task_id, project_id, user_id, status, created_at, expires_at"
+		       " FROM assignments WHERE project_id=?1 AND user_id=?2 AND status=0"
+		       " AND expires_at > ?3 ORDER BY id LIMIT 1",
+	[S_ASG_EXPIRED] = "SELECT id, task_id, project_id, user_id, status, created_at, expires_at"
+			  " FROM assignments WHERE project_id=?1 AND status=0 AND expires_at <= ?2"
+			  " ORDER BY expires_at LIMIT ?3",
+	[S_RESP_INSERT] = "INSERT INTO responses(task_id, assignment_id, user_id, answers, duration_ms,"
+			  " created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_RESP_LIST] = "SELECT id, task_id, assignment_id, user_id, answers, duration_ms, created_at"
+			" FROM responses WHERE task_id=?1 ORDER BY id",
+};
+
+struct sqlite_store {
+	struct store base;
+	sqlite3 *db;
+	sqlite3_stmt *st[S_COUNT];
+	int depth; /* transaction nesting */
+};
+
+#define DB(s) (((struct sqlite_store *)(s))->db)
+
+static enum tly_code db_fail(struct store *s, struct tly_err *err, const char *what)
+{
+	int rc = sqlite3_extended_errcode(DB(s));
+
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return tly_err_set(err, TLY_ECONFLICT, "", "%s: %s", what, sqlite3_errmsg(DB(s)));
+	return tly_err_set(err, TLY_EINTERNAL, "", "%s: %s", what, sqlite3_errmsg(DB(s)));
+}
+
+static sqlite3_stmt *get(struct store *s, enum stmt i)
+{
+	return ((struct sqlite_store *)s)->st[i];
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? tly_xstrdup((const char *)t) : NULL;
+}
+
+/* Runs a statement that returns no rows. */
+static enum tly_code exec(struct store *s, sqlite3_stmt *st, struct tly_err *err, const char *what)
+{
+	int rc = sqlite3_step(st);
+	enum tly_code out = TLY_OK;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		out = db_fail(s, err, what);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return out;
+}
+
+static void done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
+{
+	if (t)
+		sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static void sq_close(struct store *s)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+
+	if (!q)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(q->st[i]);
+	sqlite3_close(q->db);
+	free(q);
+}
+
+static enum tly_code sq_begin(struct store *s, struct tly_err *err)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+	enum tly_code rc = exec(s, get(s, q->depth ? S_SAVEPOINT : S_BEGIN), err, "begin");
+
+	if (rc == TLY_OK)
+		q->depth++;
+	return rc;
+}
+
+static enum tly_code sq_commit(struct store *s, struct tly_err *err)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+	enum tly_code rc = exec(s, get(s, q->depth > 1 ? S_RELEASE : S_COMMIT), err, "commit");
+
+	if (rc == TLY_OK)
+		q->depth--;
+	else if (q->depth == 1) {
+		exec(s, get(s, S_ROLLBACK), NULL, "rollback");
+		q->depth = 0;
+	}
+	return rc;
+}
+
+static void sq_rollback(struct store *s)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+
+	if (q->depth > 1) {
+		exec(s, get(s, S_ROLLBACK_TO), NULL, "rollback");
+		exec(s, get(s, S_RELEASE), NULL, "rollback");
+	} else if (q->depth == 1) {
+		exec(s, get(s, S_ROLLBACK), NULL, "rollback");
+	}
+	if (q->depth > 0)
+		q->depth--;
+}
+
+/* ---- meta ---------------------------------------------------------------- */
+
+static enum tly_code sq_meta_get(struct store *s, const char *key, void *buf, int len,
+				 struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_META_GET);
+	enum tly_code rc = TLY_ENOTFOUND;
+	int r;
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW && sqlite3_column_bytes(st, 0) == len) {
+		memcpy(buf, sqlite3_column_blob(st, 0), (size_t)len);
+		rc = TLY_OK;
+	} else if (r != SQLITE_ROW && r != SQLITE_DONE) {
+		rc = db_fail(s, err, "meta");
+	} else {
+		tly_err_set(err, TLY_ENOTFOUND, "", "meta %s: absent", key);
+	}
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_meta_set(struct store *s, const char *key, const void *buf, int len,
+				 struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_META_SET);
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, buf, len, SQLITE_STATIC);
+	return exec(s, st, err, "meta");
+}
+
+/* ---- orgs, users, keys ---------------------------------------------------- */
+
+static enum tly_code insert_id(struct store *s, sqlite3_stmt *st, int64_t *id,
+			       struct tly_err *err, const char *what)
+{
+	enum tly_code rc = exec(s, st, err, what);
+
+	if (rc == TLY_OK && id)
+		*id = sqlite3_last_insert_rowid(DB(s));
+	return rc;
+}
+
+static enum tly_code sq_org_insert(struct store *s, const char *name, int64_t now, int64_t *id,
+				   struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_ORG_INSERT);
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	return insert_id(s, st, id, err, "organization");
+}
+
+static void org_row(sqlite3_stmt *st, struct store_org *o, int dup)
+{
+	o->id = sqlite3_column_int64(st, 0);
+	o->name = dup ? col_dup(st, 1) : (char *)sqlite3_column_text(st, 1);
+	o->created_at = sqlite3_column_int64(st, 2);
+}
+
+/* Steps a one-row lookup: TLY_OK with the row ready, TLY_ENOTFOUND, or failure. */
+static enum tly_code step_one(struct store *s, sqlite3_stmt *st, struct tly_err *err,
+			      const char *what)
+{
+	int r = sqlite3_step(st);
+
+	if (r == SQLITE_ROW)
+		return TLY_OK;
+	if (r == SQLITE_DONE)
+		return tly_err_set(err, TLY_ENOTFOUND, "", "%s not found", what);
+	return db_fail(s, err, what);
+}
+
+static enum tly_code sq_org_get(struct store *s, int64_t id, const char *name,
+				struct store_org *o, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, name ? S_ORG_GET_NAME : S_ORG_GET_ID);
+	enum tly_code rc;
+
+	if (name)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, id);
+	if ((rc = step_one(s, st, err, "organization")) == TLY_OK)
+		org_row(st, o, 1);
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_org_list(struct store *s, store_org_cb cb, void *arg, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_ORG_LIST);
+	struct store_org o;
+	int r;
+
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		org_row(st, &o, 0);
+		if (cb(arg, &o))
+			break;
+	}
+	done(st);
+	return (r == SQLITE_ROW || r == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "organizations");
+}
+
+static enum tly_code sq_user_insert(struct store *s, const char *email, const char *pwhash,
+				    int64_t now, int64_t *id, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_USER_INSERT);
+
+	sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 2, pwhash);
+	sqlite3_bind_int64(st, 3, now);
+	return insert_id(s, st, id, err, "user");
+}
+
+static enum tly_code sq_user_get(struct store *s, int64_t id, const char *email,
+				 struct store_user *u, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, email ? S_USER_GET_EMAIL : S_USER_GET_ID);
+	enum tly_code rc;
+
+	if (email)
+		sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, id);
+	if ((rc = step_one(s, st, err, "user")) == TLY_OK) {
+		u->id = sqlite3_column_int64(st, 0);
+		u->email = col_dup(st, 1);
+		u->password_hash = col_dup(st, 2);
+	}
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_member_set(struct store *s, int64_t org, int64_t user, enum tly_role role,
+				   struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_MEMBER_SET);
+
+	sqlite3_bind_int64(st, 1, org);
+	sqlite3_bind_int64(st, 2, user);
+	sqlite3_bind_int(st, 3, (int)role);
+	return exec(s, st, err, "membership");
+}
+
+static enum tly_code sq_member_get(struct store *s, int64_t org, int64_t user, enum tly_role *role,
+				   struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_MEMBER_GET);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, org);
+	sqlite3_bind_int64(st, 2, user);
+	if ((rc = step_one(s, st, err, "membership")) == TLY_OK)
+		*role = (enum tly_role)sqlite3_column_int(st, 0);
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_member_sole_org(struct store *s, int64_t user, int64_t *org,
+					struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_MEMBER_ORGS);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, user);
+	if ((rc = step_one(s, st, err, "membership")) == TLY_OK) {
+		*org = sqlite3_column_int64(st, 0);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			rc = tly_err_set(err, TLY_ECONFLICT, "org",
+					 "the user belongs to several organizations: name one");
+	}
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_key_insert(struct store *s, int64_t user, int64_t org,
+				   const unsigned char *hash, int hashlen, int64_t now, int64_t *id,
+				   struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_KEY_INSERT);
+
+	sqlite3_bind_int64(st, 1, user);
+	sqlite3_bind_int64(st, 2, org);
+	sqlite3_bind_blob(st, 3, hash, hashlen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	return insert_id(s, st, id, err, "api key");
+}
+
+static enum tly_code sq_key_lookup(struct store *s, const unsigned char *hash, int hashlen,
+				   struct store_key *k, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_KEY_LOOKUP);
+	enum tly_code rc;
+
+	sqlite3_bind_blob(st, 1, hash, hashlen, SQLITE_STATIC);
+	if ((rc = step_one(s, st, err, "api key")) == TLY_OK) {
+		k->id = sqlite3_column_int64(st, 0);
+		k->user_id = sqlite3_column_int64(st, 1);
+		k->org_id = sqlite3_column_int64(st, 2);
+		k->role = (enum tly_role)sqlite3_column_int(st, 3); /* NULL -> 0: no membership */
+		k->revoked = sqlite3_column_int(st, 4);
+	}
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_key_revoke(struct store *s, int64_t id, int64_t now, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_KEY_REVOKE);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	rc = exec(s, st, err, "api key");
+	if (rc == TLY_OK && sqlite3_changes(DB(s)) == 0)
+		rc = tly_err_set(err, TLY_ENOTFOUND, "", "no such active api key");
+	return rc;
+}
+
+/* ---- projects -------------------------------------------------------------- */
+
+static enum tly_code sq_project_insert(struct store *s, const struct store_project *p, int64_t *id,
+				       struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_PROJECT_INSERT);
+
+	sqlite3_bind_int64(st, 1, p->org_id);
+	sqlite3_bind_text(st, 2, p->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, p->schema, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, p->created_at);
+	return insert_id(s, st, id, err, "project");
+}
+
+static void project_row(sqlite3_stmt *st, struct store_project *p, int dup)
+{
+	p->id = sqlite3_column_int64(st, 0);
+	p->org_id = sqlite3_column_int64(st, 1);
+	p->name = dup ? col_dup(st, 2) : (char *)sqlite3_column_text(st, 2);
+	p->schema = dup ? col_dup(st, 3) : (char *)sqlite3_column_text(st, 3);
+	p->created_at = sqlite3_column_int64(st, 4);
+}
+
+static enum tly_code sq_project_get(struct store *s, int64_t id, struct store_project *p,
+				    struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_PROJECT_GET);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = step_one(s, st, err, "project")) == TLY_OK)
+		project_row(st, p, 1);
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_project_list(struct store *s, int64_t org, store_project_cb cb, void *arg,
+				     struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_PROJECT_LIST);
+	struct store_project p;
+	int r;
+
+	sqlite3_bind_int64(st, 1, org);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		project_row(st, &p, 0);
+		if (cb(arg, &p))
+			break;
+	}
+	done(st);
+	return (r == SQLITE_ROW || r == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "projects");
+}
+
+static enum tly_code sq_project_counts(struct store *s, int64_t project,
+				       int64_t counts[TLY_TASK_NSTATUS], struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_PROJECT_COUNTS);
+	int r;
+
+	memset(counts, 0, sizeof(int64_t) * TLY_TASK_NSTATUS);
+	sqlite3_bind_int64(st, 1, project);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		int status = sqlite3_column_int(st, 0);
+		if (status >= 0 && status < TLY_TASK_NSTATUS)
+			counts[status] = sqlite3_column_int64(st, 1);
+	}
+	done(st);
+	return r == SQLITE_DONE ? TLY_OK : db_fail(s, err, "task counts");
+}
+
+/* ---- tasks ------------------------------------------------------------------ */
+
+static enum tly_code sq_task_insert(struct store *s, const struct store_task *t, int64_t *id,
+				    struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_TASK_INSERT);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, t->project_id);
+	bind_text_or_null(st, 2, t->unique_id);
+	sqlite3_bind_int64(st, 3, t->priority);
+	sqlite3_bind_text(st, 4, t->data, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 5, t->metadata);
+	sqlite3_bind_int64(st, 6, t->created_at);
+	rc = insert_id(s, st, id, err, "task");
+	if (rc == TLY_ECONFLICT && t->unique_id) {
+		st = get(s, S_TASK_BY_UID);
+		sqlite3_bind_int64(st, 1, t->project_id);
+		sqlite3_bind_text(st, 2, t->unique_id, -1, SQLITE_STATIC);
+		if (step_one(s, st, NULL, "task") == TLY_OK)
+			*id = sqlite3_column_int64(st, 0);
+		done(st);
+	}
+	return rc;
+}
+
+static void task_row(sqlite3_stmt *st, struct store_task *t, int dup)
+{
+	t->id = sqlite3_column_int64(st, 0);
+	t->project_id = sqlite3_column_int64(st, 1);
+	t->unique_id = dup ? col_dup(st, 2) : (char *)sqlite3_column_text(st, 2);
+	t->priority = sqlite3_column_int64(st, 3);
+	t->data = dup ? col_dup(st, 4) : (char *)sqlite3_column_text(st, 4);
+	t->metadata = dup ? col_dup(st, 5) : (char *)sqlite3_column_text(st, 5);
+	t->status = (enum tly_task_status)sqlite3_column_int(st, 6);
+	t->n_responses = sqlite3_column_int(st, 7);
+	t->n_leases = sqlite3_column_int(st, 8);
+	t->created_at = sqlite3_column_int64(st, 9);
+}
+
+static enum tly_code sq_task_get(struct store *s, int64_t id, struct store_task *t,
+				 struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_TASK_GET);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = step_one(s, st, err, "task")) == TLY_OK)
+		task_row(st, t, 1);
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_task_list(struct store *s, int64_t project, int status, int64_t after,
+				  int limit, store_task_cb cb, void *arg, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, status < 0 ? S_TASK_LIST : S_TASK_LIST_STATUS);
+	struct store_task t;
+	int r;
+
+	sqlite3_bind_int64(st, 1, project);
+	sqlite3_bind_int64(st, 2, after);
+	sqlite3_bind_int(st, 3, limit);
+	if (status >= 0)
+		sqlite3_bind_int(st, 4, status);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		task_row(st, &t, 0);
+		if (cb(arg, &t))
+			break;
+	}
+	done(st);
+	return (r == SQLITE_ROW || r == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "tasks");
+}
+
+static enum tly_code sq_task_update(struct store *s, int64_t id, enum tly_task_status status,
+				    int n_responses, int n_leases, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_TASK_UPDATE);
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, (int)status);
+	sqlite3_bind_int(st, 3, n_responses);
+	sqlite3_bind_int(st, 4, n_leases);
+	return exec(s, st, err, "task");
+}
+
+static enum tly_code sq_task_next(struct store *s, int64_t project, int64_t user, int max,
+				  int64_t *id, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_TASK_NEXT);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, project);
+	sqlite3_bind_int64(st, 2, user);
+	sqlite3_bind_int(st, 3, max);
+	if ((rc = step_one(s, st, err, "open task")) == TLY_OK)
+		*id = sqlite3_column_int64(st, 0);
+	done(st);
+	return rc;
+}
+
+/* ---- assignments and responses ---------------------------------------------- */
+
+static enum tly_code sq_asg_insert(struct store *s, const struct store_asg *a, int64_t *id,
+				   struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_ASG_INSERT);
+
+	sqlite3_bind_int64(st, 1, a->task_id);
+	sqlite3_bind_int64(st, 2, a->project_id);
+	sqlite3_bind_int64(st, 3, a->user_id);
+	sqlite3_bind_int(st, 4, (int)a->status);
+	sqlite3_bind_int64(st, 5, a->created_at);
+	sqlite3_bind_int64(st, 6, a->expires_at);
+	return insert_id(s, st, id, err, "assignment");
+}
+
+static void asg_row(sqlite3_stmt *st, struct store_asg *a)
+{
+	a->id = sqlite3_column_int64(st, 0);
+	a->task_id = sqlite3_column_int64(st, 1);
+	a->project_id = sqlite3_column_int64(st, 2);
+	a->user_id = sqlite3_column_int64(st, 3);
+	a->status = (enum tly_asg_status)sqlite3_column_int(st, 4);
+	a->created_at = sqlite3_column_int64(st, 5);
+	a->expires_at = sqlite3_column_int64(st, 6);
+}
+
+static enum tly_code sq_asg_get(struct store *s, int64_t id, struct store_asg *a,
+				struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_ASG_GET);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = step_one(s, st, err, "assignment")) == TLY_OK)
+		asg_row(st, a);
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_asg_update(struct store *s, int64_t id, enum tly_asg_status status,
+				   int64_t expires_at, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_ASG_UPDATE);
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, (int)status);
+	sqlite3_bind_int64(st, 3, expires_at);
+	return exec(s, st, err, "assignment");
+}
+
+static enum tly_code sq_asg_live(struct store *s, int64_t project, int64_t user, int64_t now,
+				 struct store_asg *a, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_ASG_LIVE);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, project);
+	sqlite3_bind_int64(st, 2, user);
+	sqlite3_bind_int64(st, 3, now);
+	if ((rc = step_one(s, st, err, "live assignment")) == TLY_OK)
+		asg_row(st, a);
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_asg_expired(struct store *s, int64_t project, int64_t now, int limit,
+				    store_asg_cb cb, void *arg, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_ASG_EXPIRED);
+	struct store_asg a;
+	int r, n = 0;
+	struct store_asg *batch = NULL;
+	enum tly_code rc = TLY_OK;
+
+	/* collect first: the callback writes to the same tables */
+	batch = tly_xcalloc((size_t)limit, sizeof(*batch));
+	sqlite3_bind_int64(st, 1, project);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int(st, 3, limit);
+	while (n < limit && (r = sqlite3_step(st)) == SQLITE_ROW)
+		asg_row(st, &batch[n++]);
+	done(st);
+	for (int i = 0; i < n && rc == TLY_OK; i++) {
+		a = batch[i];
+		if (cb(arg, &a))
+			rc = err && err->code ? err->code : TLY_EINTERNAL;
+	}
+	free(batch);
+	return rc;
+}
+
+static enum tly_code sq_response_insert(struct store *s, const struct store_response *r,
+					int64_t *id, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_RESP_INSERT);
+
+	sqlite3_bind_int64(st, 1, r->task_id);
+	sqlite3_bind_int64(st, 2, r->assignment_id);
+	sqlite3_bind_int64(st, 3, r->user_id);
+	sqlite3_bind_text(st, 4, r->answers, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, r->duration_ms);
+	sqlite3_bind_int64(st, 6, r->created_at);
+	return insert_id(s, st, id, err, "response");
+}
+
+static enum tly_code sq_response_list(struct store *s, int64_t task, store_response_cb cb,
+				      void *arg, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_RESP_LIST);
+	struct store_response r;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, task);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r.id = sqlite3_column_int64(st, 0);
+		r.task_id = sqlite3_column_int64(st, 1);
+		r.assignment_id = sqlite3_column_int64(st, 2);
+		r.user_id = sqlite3_column_int64(st, 3);
+		r.answers = (char *)sqlite3_column_text(st, 4);
+		r.duration_ms = sqlite3_column_int64(st, 5);
+		r.created_at = sqlite3_column_int64(st, 6);
+		if (cb(arg, &r))
+			break;
+	}
+	done(st);
+	return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "responses");
+}
+
+static const struct store_ops sqlite_ops = {
+	.name = "sqlite",
+	.close = sq_close,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.meta_get = sq_meta_get,
+	.meta_set = sq_meta_set,
+	.org_insert = sq_org_insert,
+	.org_get = sq_org_get,
+	.org_list = sq_org_list,
+	.user_insert = sq_user_insert,
+	.user_get = sq_user_get,
+	.member_set = sq_member_set,
+	.member_get = sq_member_get,
+	.member_sole_org = sq_member_sole_org,
+	.key_insert = sq_key_insert,
+	.key_lookup = sq_key_lookup,
+	.key_revoke = sq_key_revoke,
+	.project_insert = sq_project_insert,
+	.project_get = sq_project_get,
+	.project_list = sq_project_list,
+	.project_counts = sq_project_counts,
+	.task_insert = sq_task_insert,
+	.task_get = sq_task_get,
+	.task_list = sq_task_list,
+	.task_update = sq_task_update,
+	.task_next = sq_task_next,
+	.asg_insert = sq_asg_insert,
+	.asg_get = sq_asg_get,
+	.asg_update = sq_asg_update,
+	.asg_live = sq_asg_live,
+	.asg_expired = sq_asg_expired,
+	.response_insert = sq_response_insert,
+	.response_list = sq_response_list,
+};
+
+enum tly_code store_sqlite_open(const char *path, int create, struct store **out,
+				struct tly_err *err)
+{
+	struct sqlite_store *q = tly_xcalloc(1, sizeof(*q));
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+	char *msg = NULL;
+	enum tly_code rc = TLY_OK;
+
+	q->base.ops = &sqlite_ops;
+	if (sqlite3_open_v2(path, &q->db, flags, NULL) != SQLITE_OK) {
+		rc = tly_err_set(err, TLY_EINTERNAL, "", "%s: %s", path,
+				 q->db ? sqlite3_errmsg(q->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(q->db, 10000);
+	if (sqlite3_exec(q->db,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			 "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
+			 "PRAGMA cache_size=-65536;",
+			 NULL, NULL, &msg) != SQLITE_OK)
+		goto exec_fail;
+	if (create && sqlite3_exec(q->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK)
+		goto exec_fail;
+	for (int i = 0; i < S_COUNT; i++)
+		if (sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
+				       NULL) != SQLITE_OK) {
+			rc = tly_err_set(err, TLY_EINTERNAL, "",
+					 "%s: not a tally database (or an older one): %s", path,
+					 sqlite3_errmsg(q->db));
+			goto fail;
+		}
+	*out = &q->base;
+	return TLY_OK;
+exec_fail:
+	rc = tly_err_set(err, TLY_EINTERNAL, "", "%s: %s", path, msg ? msg : "sql error");
+	sqlite3_free(msg);
+fail:
+	sq_close(&q->base);
+	*out = NULL;
+	return rc;
+}
+
+void store_org_clear(struct store_org *o) { free(o->name); o->name = NULL; }
+void store_user_clear(struct store_user *u) { free(u->email); free(u->password_hash); u->email = u->password_hash = NULL; }
+void store_project_clear(struct store_project *p) { free(p->name); free(p->schema); p->name = p->schema = NULL; }
+void store_task_clear(struct store_task *t)
+{
+	free(t->unique_id);
+	free(t->data);
+	free(t->metadata);
+	t->unique_id = t->data = t->metadata = NULL;
+}

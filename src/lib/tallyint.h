@@ -1,0 +1,48 @@
+/* tallyint.h — internals shared by the library's domain files (tally.c,
+ * auth.c, project.c, task.c, queue.c, export.c). Not for front ends. */
+#ifndef TLY_TALLYINT_H
+#define TLY_TALLYINT_H
+
+#include "ids.h"
+#include "schema.h"
+#include "tally.h"
+
+#define TLY__SCHEMA_CACHE 64
+
+struct tly__cached_schema {
+	int64_t project_id;
+	struct tly_schema schema; /* owned */
+};
+
+struct tly {
+	struct store *store;
+	struct tly_idcodec ids;
+	struct tly__cached_schema cache[TLY__SCHEMA_CACHE];
+};
+
+/* A loaded project: the row and its parsed schema (borrowed from the cache). */
+struct tly__project {
+	struct store_project row;              /* owned: store_project_clear */
+	const struct tly_schema *schema;
+};
+
+/* Loads project `id` (public id) if it belongs to the actor's org and the
+ * actor has at least `min` role there. */
+enum tly_code tly__project_load(struct tly *t, const struct tly_actor *a, const char *id,
+				enum tly_role min, struct tly__project *p, struct tly_err *err);
+/* Same by row id. */
+enum tly_code tly__project_load_row(struct tly *t, const struct tly_actor *a, int64_t id,
+				    enum tly_role min, struct tly__project *p, struct tly_err *err);
+enum tly_code tly__role_check(const struct tly_actor *a, enum tly_role min, struct tly_err *err);
+
+/* JSON helpers */
+json_t *tly__id(struct tly *t, enum tly_kind k, int64_t n);
+json_t *tly__time(int64_t ms);
+json_t *tly__parse_stored(const char *text);  /* stored JSON text -> json_t (null on fault) */
+json_t *tly__project_json(struct tly *t, const struct tly__project *p, int with_counts);
+json_t *tly__task_json(struct tly *t, const struct store_task *row, int with_responses);
+
+/* Recomputes queued/in_progress from the counters; terminal states stay. */
+enum tly_task_status tly__task_status(enum tly_task_status cur, int n_responses, int n_leases);
+
+#endif
