@@ -37,14 +37,27 @@ struct req {
 	struct server *srv;
 };
 
+/* A reply held back until the batch it was written in is on disk. */
+struct pending {
+	struct evhttp_request *ev;
+	int status;
+	struct evbuffer *body;     /* NULL for a stream start */
+	struct stream *stream;     /* set for a stream start */
+	struct pending *next;
+};
+
 struct server {
 	struct tly *t;
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
-	struct event *sigterm, *sigint, *drain_timer;
+	struct event *sigterm, *sigint, *drain_timer, *flush_ev;
 	int draining, streams;
 	int64_t drain_deadline;
+	/* group commit: requests handled in one loop pass share one transaction */
+	int batch_open;
+	struct pending *head, **tail;
+	long batches, batched;
 };
 
 /* A handler answers with a JSON object (status from the route table, or 204
@@ -162,6 +175,108 @@ static enum tly_code h_heartbeat(struct req *r, json_t **out, struct tly_err *er
 	return tly_heartbeat(r->t, &r->actor, r->params[0], out, err);
 }
 
+/* ---- group commit ------------------------------------------------------------
+ * The first request of a loop pass opens a store transaction and schedules
+ * flush() behind every callback already queued for this pass; each request
+ * runs inside it as a savepoint. flush() commits once (one fsync for all of
+ * them) and only then sends the replies: nothing is acknowledged before it
+ * is on disk. */
+
+struct stream;
+static void stream_start(struct stream *st);
+static void stream_free(struct stream *st);
+static const char *reason(int status);
+
+static void send_now(struct evhttp_request *ev, int status, struct evbuffer *body)
+{
+	evhttp_send_reply(ev, status, reason(status), body);
+}
+
+static void batch_open(struct server *srv)
+{
+	struct tly_err err;
+	struct store *s = tly_store(srv->t);
+
+	if (srv->batch_open)
+		return;
+	tly_err_clear(&err);
+	if (s->ops->begin(s, &err) != TLY_OK) {
+		fprintf(stderr, "tally: cannot open a batch: %s\n", err.message);
+		return; /* requests then commit one by one */
+	}
+	srv->batch_open = 1;
+	srv->batches++;
+	event_active(srv->flush_ev, EV_TIMEOUT, 1);
+}
+
+static void queue_reply(struct server *srv, struct evhttp_request *ev, int status,
+			struct evbuffer *body, struct stream *st)
+{
+	struct pending *p;
+
+	if (!srv->batch_open) {
+		if (st)
+			stream_start(st);
+		else
+			send_now(ev, status, body);
+		if (body)
+			evbuffer_free(body);
+		return;
+	}
+	p = tly_xcalloc(1, sizeof(*p));
+	p->ev = ev;
+	p->status = status;
+	p->body = body;
+	p->stream = st;
+	*srv->tail = p;
+	srv->tail = &p->next;
+	srv->batched++;
+}
+
+static void flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct store *s = tly_store(srv->t);
+	struct pending *p, *next;
+	struct tly_err err;
+	int ok;
+
+	(void)fd;
+	(void)what;
+	if (!srv->batch_open)
+		return;
+	tly_err_clear(&err);
+	ok = s->ops->commit(s, &err) == TLY_OK;
+	srv->batch_open = 0;
+	if (!ok)
+		fprintf(stderr, "tally: commit failed, %s\n", err.message);
+	for (p = srv->head; p; p = next) {
+		next = p->next;
+		if (!ok) {
+			/* nothing of this batch is on disk: acknowledge none of it */
+			static const char body[] = "{\"error\":{\"code\":\"internal\","
+						   "\"message\":\"the write could not be committed\"}}";
+			if (p->body)
+				evbuffer_drain(p->body, evbuffer_get_length(p->body));
+			else {
+				p->body = evbuffer_new();
+				stream_free(p->stream);
+			}
+			evbuffer_add(p->body, body, sizeof(body) - 1);
+			send_now(p->ev, 500, p->body);
+		} else if (p->stream) {
+			stream_start(p->stream);
+		} else {
+			send_now(p->ev, p->status, p->body);
+		}
+		if (p->body)
+			evbuffer_free(p->body);
+		free(p);
+	}
+	srv->head = NULL;
+	srv->tail = &srv->head;
+}
+
 /* ---- streamed export ------------------------------------------------------- */
 
 struct stream {
@@ -236,14 +351,20 @@ static enum tly_code h_export(struct req *r, json_t **out, struct tly_err *err)
 	st->x = x;
 	st->out = evbuffer_new();
 	tly_buf_init(&st->buf, EXPORT_BUF_CAP);
-	st->conn = evhttp_request_get_connection(r->ev);
 	r->srv->streams++;
-	evhttp_connection_set_closecb(st->conn, stream_closed, st);
 	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type",
 			  "application/x-ndjson");
-	evhttp_send_reply_start(r->ev, 200, "OK");
-	stream_more(NULL, st);
+	queue_reply(r->srv, r->ev, 200, NULL, st);
 	return TLY_OK;
+}
+
+static void stream_start(struct stream *st)
+{
+	st->conn = evhttp_request_get_connection(st->ev);
+	if (st->conn)
+		evhttp_connection_set_closecb(st->conn, stream_closed, st);
+	evhttp_send_reply_start(st->ev, 200, "OK");
+	stream_more(NULL, st);
 }
 
 /* ---- the route table --------------------------------------------------------- */
@@ -335,7 +456,8 @@ static const char *reason(int status)
 	}
 }
 
-static void reply_bytes(struct evhttp_request *ev, int status, const char *p, size_t n)
+static void reply_bytes(struct server *srv, struct evhttp_request *ev, int status,
+			const char *p, size_t n)
 {
 	struct evbuffer *b = evbuffer_new();
 
@@ -344,19 +466,19 @@ static void reply_bytes(struct evhttp_request *ev, int status, const char *p, si
 	if (status != 204)
 		evhttp_add_header(evhttp_request_get_output_headers(ev), "Content-Type",
 				  "application/json");
-	evhttp_send_reply(ev, status, reason(status), b);
-	evbuffer_free(b);
+	queue_reply(srv, ev, status, b, NULL);
 }
 
-static void reply_json(struct evhttp_request *ev, int status, json_t *o)
+static void reply_json(struct server *srv, struct evhttp_request *ev, int status, json_t *o)
 {
 	char *s = json_dumps(o, JSON_COMPACT);
 
-	reply_bytes(ev, status, s, strlen(s));
+	reply_bytes(srv, ev, status, s, strlen(s));
 	free(s);
 }
 
-static void reply_error(struct evhttp_request *ev, int status, const struct tly_err *err)
+static void reply_error(struct server *srv, struct evhttp_request *ev, int status,
+			const struct tly_err *err)
 {
 	json_t *e = json_pack("{s:s,s:s}", "code", status == 405 ? "method_not_allowed"
 							   : tly_code_name(err->code),
@@ -366,7 +488,7 @@ static void reply_error(struct evhttp_request *ev, int status, const struct tly_
 	if (err->code == TLY_EBADJSON && err->offset >= 0)
 		json_object_set_new(e, "offset", json_integer(err->offset));
 	json_t *o = json_pack("{s:o}", "error", e);
-	reply_json(ev, status, o);
+	reply_json(srv, ev, status, o);
 	json_decref(o);
 }
 
@@ -422,6 +544,7 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 
 	tly_err_clear(&err);
 	TAILQ_INIT(&r.query);
+	batch_open(srv);
 	if (!path)
 		path = "";
 	for (size_t i = 0; i < NROUTES && !rt; i++)
@@ -441,7 +564,7 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 		goto fail_rc;
 	}
 	if (rt->handler == h_openapi) {
-		reply_bytes(ev, 200, tly_openapi_json, tly_openapi_json_len);
+		reply_bytes(srv, ev, 200, tly_openapi_json, tly_openapi_json_len);
 		goto out;
 	}
 	if (!(rt->flags & PUBLIC) && (rc = authenticate(&r, &err)) != TLY_OK)
@@ -453,9 +576,9 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 	if (rt->flags & STREAMS)
 		goto out; /* the handler answers on its own */
 	if (!out && (rt->flags & NO_CONTENT_OK))
-		reply_bytes(ev, 204, NULL, 0);
+		reply_bytes(srv, ev, 204, NULL, 0);
 	else if (out)
-		reply_json(ev, rt->status, out);
+		reply_json(srv, ev, rt->status, out);
 	else {
 		rc = tly_err_set(&err, TLY_EINTERNAL, "", "handler returned nothing");
 		goto fail_rc;
@@ -466,7 +589,7 @@ fail_rc:
 fail:
 	if (status >= 500)
 		fprintf(stderr, "tally: %s %s: %s\n", method_name(method), path, err.message);
-	reply_error(ev, status, &err);
+	reply_error(srv, ev, status, &err);
 out:
 	json_decref(out);
 	json_decref(r.body);
@@ -481,7 +604,7 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (srv->streams == 0 || tly_now_ms() >= srv->drain_deadline)
+	if ((srv->streams == 0 && !srv->batch_open) || tly_now_ms() >= srv->drain_deadline)
 		event_base_loopbreak(srv->base);
 }
 
@@ -507,6 +630,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 {
 	struct server srv = { .t = t };
+	struct pending *p;
 	char host[256];
 	const char *colon = strrchr(o->listen, ':');
 	long port;
@@ -525,10 +649,12 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	srv.tail = &srv.head;
 	srv.base = event_base_new();
 	srv.http = evhttp_new(srv.base);
 	if (!srv.base || !srv.http)
 		goto out;
+	srv.flush_ev = event_new(srv.base, -1, 0, flush, &srv);
 	evhttp_set_max_body_size(srv.http, (ev_ssize_t)o->max_body);
 	evhttp_set_max_headers_size(srv.http, 64 * 1024);
 	evhttp_set_timeout(srv.http, 120);
@@ -544,8 +670,18 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	event_add(srv.sigint, NULL);
 	fprintf(stderr, "tally: listening on http://%s\n", o->listen);
 	event_base_dispatch(srv.base);
+	flush(-1, 0, &srv); /* commit what the last pass wrote */
+	fprintf(stderr, "tally: stopped (%ld requests in %ld commits)\n", srv.batched, srv.batches);
 	rc = 0;
 out:
+	for (p = srv.head; p; p = srv.head) {
+		srv.head = p->next;
+		if (p->body)
+			evbuffer_free(p->body);
+		free(p);
+	}
+	if (srv.flush_ev)
+		event_free(srv.flush_ev);
 	if (srv.drain_timer)
 		event_free(srv.drain_timer);
 	if (srv.sigterm)
