@@ -395,6 +395,9 @@ static const char *method_name(enum evhttp_cmd_type m)
 	case EVHTTP_REQ_POST: return "POST";
 	case EVHTTP_REQ_PUT: return "PUT";
 	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
 	default: return "OTHER";
 	}
 }
@@ -658,6 +661,10 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	evhttp_set_max_body_size(srv.http, (ev_ssize_t)o->max_body);
 	evhttp_set_max_headers_size(srv.http, 64 * 1024);
 	evhttp_set_timeout(srv.http, 120);
+	/* every method reaches dispatch(), which answers 405 with a JSON body */
+	evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+				   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(srv.http, dispatch, &srv);
 	srv.sock = evhttp_bind_socket_with_handle(srv.http, host, (ev_uint16_t)port);
 	if (!srv.sock) {

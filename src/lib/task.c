@@ -75,10 +75,9 @@ enum tly_code tly_import_add(struct tly_import *im, const json_t *task, int *cre
 				   "unique_id: must be a string of 1 to %d bytes", UID_MAX_BYTES);
 	prio = json_object_get(task, "priority");
 	if (prio && !json_is_null(prio)) {
-		if (!json_is_integer(prio) || json_integer_value(prio) < -2147483648LL ||
-		    json_integer_value(prio) > 2147483647LL)
+		if (!json_is_integer(prio))
 			return tly_err_set(err, TLY_EINVALID, "priority",
-					   "priority: must be a 32-bit integer");
+					   "priority: must be an integer");
 		priority = json_integer_value(prio);
 	}
 	meta = json_object_get(task, "metadata");
