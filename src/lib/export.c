@@ -88,6 +88,8 @@ static int task_line(void *arg, const struct store_task *row)
 	    (row->unique_id ? tly_buf_add_jstr(b, row->unique_id) : tly_buf_adds(b, "null")) ||
 	    tly_buf_adds(b, ",\"data\":") || tly_buf_adds(b, row->data) ||
 	    tly_buf_adds(b, ",\"metadata\":") || tly_buf_adds(b, row->metadata ? row->metadata : "{}") ||
+	    tly_buf_adds(b, ",\"consensus\":") || tly_buf_adds(b, row->consensus ? row->consensus : "null") ||
+	    (row->is_gold && (tly_buf_adds(b, ",\"gold\":") || tly_buf_adds(b, row->gold))) ||
 	    tly_buf_addf(b, ",\"status\":\"%s\",\"responses\":[", tly_task_status_name(row->status)))
 		goto full;
 	c->first = 1;

@@ -12,6 +12,7 @@
  */
 #include "tallyint.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,28 @@ static json_t *claim_json(struct tly *t, const struct store_asg *a, const struct
 			 "data", tly__parse_stored(task->data));
 }
 
+/* Gold first while the annotator qualifies, then at the project's rate. The
+ * draw is a keyed hash of (project, user, answers so far): reproducible, and
+ * not predictable by the annotator. */
+static int want_gold(struct tly *t, const struct tly__project *p, const struct store_stats *st)
+{
+	const struct tly_quality_cfg *q = &p->schema->quality;
+	unsigned char in[24], h[crypto_shorthash_BYTES];
+	uint64_t v;
+	int64_t n = st->answered;
+
+	if (st->gold_seen < q->qualification)
+		return 1;
+	if (q->gold_rate <= 0)
+		return 0;
+	memcpy(in, &p->row.id, 8);
+	memcpy(in + 8, &st->user_id, 8);
+	memcpy(in + 16, &n, 8);
+	crypto_shorthash(h, in, sizeof(in), t->ids.key);
+	memcpy(&v, h, 8);
+	return (double)(v >> 11) / 9007199254740992.0 < q->gold_rate;
+}
+
 enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *project,
 			json_t **out, struct tly_err *err)
 {
@@ -66,7 +89,9 @@ enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *pr
 	struct store_asg asg = { 0 };
 	struct store_task task = { 0 };
 	struct expire_ctx ec = { s, err };
+	struct store_stats st;
 	int64_t now = tly_now_ms(), task_id = 0;
+	char why[256];
 	enum tly_code rc;
 
 	*out = NULL;
@@ -83,12 +108,32 @@ enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *pr
 	if (rc == TLY_OK) {
 		if ((rc = s->ops->task_get(s, asg.task_id, &task, err)) != TLY_OK)
 			goto rollback;
-		goto commit;
+		if (task.status != TLY_TASK_CANCELED)
+			goto commit;
+		/* its task was canceled: close the lease and look further */
+		if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_RELEASED, asg.expires_at, err)) != TLY_OK ||
+		    (rc = drop_lease(s, asg.task_id, err)) != TLY_OK)
+			goto rollback;
+		store_task_clear(&task);
+		memset(&asg, 0, sizeof(asg));
+		rc = TLY_ENOTFOUND;
 	}
 	if (rc != TLY_ENOTFOUND)
 		goto rollback;
 
-	rc = s->ops->task_next(s, p.row.id, a->user_id, p.schema->max_responses, &task_id, err);
+	if ((rc = s->ops->stats_get(s, p.row.id, a->user_id, &st, err)) != TLY_OK)
+		goto rollback;
+	if (tly__paused(&p, &st, why, sizeof(why))) {
+		rc = s->ops->commit(s, err);
+		if (rc == TLY_OK) /* nothing to hand out, and the reason why */
+			tly_err_set(err, TLY_OK, "", "%s", why);
+		goto out;
+	}
+	rc = TLY_ENOTFOUND;
+	if (want_gold(t, &p, &st))
+		rc = s->ops->task_next_gold(s, p.row.id, a->user_id, &task_id, err);
+	if (rc == TLY_ENOTFOUND)
+		rc = s->ops->task_next(s, p.row.id, a->user_id, p.schema->max_responses, &task_id, err);
 	if (rc == TLY_ENOTFOUND) {
 		tly_err_clear(err);
 		rc = s->ops->commit(s, err); /* keep the expiries */
@@ -183,11 +228,12 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 	struct tly__project p;
 	struct store_task task = { 0 };
 	struct store_response r = { 0 };
+	struct store_stats st;
 	const json_t *answers = json_object_get(body, "answers"), *dur;
 	json_t *data = NULL;
 	int64_t now = tly_now_ms();
 	long long duration = 0;
-	int expired_now = 0;
+	int expired_now = 0, confident = 1;
 	enum tly_code rc;
 
 	*out = NULL;
@@ -224,16 +270,34 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 	r.answers = json_dumps(answers, JSON_COMPACT);
 	r.duration_ms = duration;
 	r.created_at = now;
+	r.correct = task.is_gold ? tly__gold_correct(&task, answers) : -1;
 	if ((rc = s->ops->response_insert(s, &r, &r.id, err)) != TLY_OK)
 		goto rollback;
 	if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_SUBMITTED, asg.expires_at, err)) != TLY_OK)
+		goto rollback;
+	if ((rc = s->ops->stats_get(s, p.row.id, a->user_id, &st, err)) != TLY_OK)
+		goto rollback;
+	st.answered++;
+	if (task.is_gold) {
+		st.gold_seen++;
+		st.gold_correct += r.correct;
+	}
+	if ((rc = s->ops->stats_put(s, &st, err)) != TLY_OK)
 		goto rollback;
 	task.n_responses++;
 	if (task.n_leases > 0)
 		task.n_leases--;
 	task.status = tly__task_status(task.status, task.n_responses, task.n_leases);
-	if (task.n_responses >= p.schema->min_responses)
-		task.status = TLY_TASK_COMPLETED;
+	if (!task.is_gold) {
+		/* adaptive redundancy: done at min_responses once the consensus is
+		 * confident enough (always, without a target), at max regardless */
+		if ((rc = tly__consensus_update(t, &p, &task, &confident, err)) != TLY_OK)
+			goto rollback;
+		if (task.n_responses >= p.schema->max_responses ||
+		    (task.n_responses >= p.schema->min_responses && confident))
+			task.status = TLY_TASK_COMPLETED;
+		tly__note_answer(t, &p);
+	}
 	rc = s->ops->task_update(s, task.id, task.status, task.n_responses, task.n_leases, err);
 	if (rc != TLY_OK)
 		goto rollback;
@@ -293,6 +357,7 @@ enum tly_code tly_heartbeat(struct tly *t, const struct tly_actor *a, const char
 {
 	struct store *s = t->store;
 	struct store_asg asg;
+	struct store_task task = { 0 };
 	struct tly__project p;
 	int64_t now = tly_now_ms();
 	int expired_now = 0;
@@ -307,6 +372,12 @@ enum tly_code tly_heartbeat(struct tly *t, const struct tly_actor *a, const char
 		rc = conflict_out(s, rc, expired_now, err);
 		goto out;
 	}
+	if ((rc = s->ops->task_get(s, asg.task_id, &task, err)) != TLY_OK)
+		goto rollback;
+	if (task.status == TLY_TASK_CANCELED) {
+		rc = tly_err_set(err, TLY_ECONFLICT, "", "task_closed: the task was canceled");
+		goto rollback;
+	}
 	asg.expires_at = now + (int64_t)p.schema->lease_seconds * 1000;
 	if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_ACTIVE, asg.expires_at, err)) != TLY_OK)
 		goto rollback;
@@ -318,6 +389,7 @@ enum tly_code tly_heartbeat(struct tly *t, const struct tly_actor *a, const char
 rollback:
 	s->ops->rollback(s);
 out:
+	store_task_clear(&task);
 	store_project_clear(&p.row);
 	return rc;
 }

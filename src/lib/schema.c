@@ -635,7 +635,57 @@ static enum tly_code parse_question(json_t *q, int idx, struct tly_schema *s, st
 /* ---- schema ------------------------------------------------------------ */
 
 static const char *const top_keys[] = { "name", "instructions", "fields", "questions",
-					"min_responses", "max_responses", "lease_seconds", NULL };
+					"min_responses", "max_responses", "lease_seconds", "quality",
+					NULL };
+static const char *const quality_keys[] = { "confidence_target", "gold_rate", "qualification_tasks",
+					    "gold_min_accuracy", "refit_every", NULL };
+
+/* Reads the optional number q[key] into *out within [lo, hi]. */
+static enum tly_code opt_real(json_t *q, const char *key, double def, double lo, double hi,
+			      double *out, struct tly_err *err)
+{
+	json_t *v = json_object_get(q, key);
+	char p[96];
+
+	*out = def;
+	if (v && !json_is_null(v)) {
+		if (!json_is_number(v) || json_number_value(v) < lo || json_number_value(v) > hi) {
+			snprintf(p, sizeof(p), "quality.%s", key);
+			return tly_err_set(err, TLY_EINVALID, p, "%s: must be a number from %g to %g",
+					   p, lo, hi);
+		}
+		*out = json_number_value(v);
+	}
+	json_object_set_new(q, key, json_real(*out));
+	return TLY_OK;
+}
+
+static enum tly_code parse_quality(json_t *doc, struct tly_quality_cfg *qc, struct tly_err *err)
+{
+	json_t *q = json_object_get(doc, "quality");
+	long long n;
+	enum tly_code rc;
+
+	if (!q || json_is_null(q)) {
+		q = json_object();
+		json_object_set_new(doc, "quality", q);
+	}
+	if (!json_is_object(q))
+		return tly_err_set(err, TLY_EINVALID, "quality", "quality: must be an object");
+	if ((rc = check_keys(q, quality_keys, NULL, "quality", err)) != TLY_OK)
+		return rc;
+	if ((rc = opt_real(q, "confidence_target", 0, 0, 0.9999, &qc->confidence_target, err)) ||
+	    (rc = opt_real(q, "gold_rate", 0, 0, 0.9, &qc->gold_rate, err)) ||
+	    (rc = opt_real(q, "gold_min_accuracy", 0, 0, 1, &qc->gold_min_accuracy, err)))
+		return rc;
+	if ((rc = opt_int(q, "qualification_tasks", 0, 0, 1000, &n, "quality", err)) != TLY_OK)
+		return rc;
+	qc->qualification = (int)n;
+	if ((rc = opt_int(q, "refit_every", 500, 10, 10000000, &n, "quality", err)) != TLY_OK)
+		return rc;
+	qc->refit_every = (int)n;
+	return TLY_OK;
+}
 
 enum tly_code tly_schema_parse(const json_t *in, struct tly_schema *out, struct tly_err *err)
 {
@@ -706,6 +756,8 @@ enum tly_code tly_schema_parse(const json_t *in, struct tly_schema *out, struct 
 				 "max_responses: must be at least min_responses (%lld)", min);
 		goto fail;
 	}
+	if ((rc = parse_quality(doc, &out->quality, err)) != TLY_OK)
+		goto fail;
 	out->min_responses = (int)min;
 	out->max_responses = (int)max;
 	out->lease_seconds = (int)lease;
@@ -775,6 +827,80 @@ enum tly_code tly_schema_check_answers(const struct tly_schema *s, const json_t 
 				return tly_err_set(err, TLY_EINVALID, path, "%s: is required", path);
 			continue;
 		}
+		if (question_types[q->type].check(v, &c) != TLY_OK)
+			return err->code;
+	}
+	return TLY_OK;
+}
+
+int tly_question_nlabels(const struct tly_schema *s, const struct tly_question *q,
+			 const json_t *data)
+{
+	switch (q->type) {
+	case TLY_Q_CHOICE:
+		return (int)json_array_size(q->options);
+	case TLY_Q_RATING:
+		return (int)(q->max - q->min + 1);
+	case TLY_Q_COMPARE:
+		return (int)json_array_size(json_object_get(data, s->fields[q->field].name)) +
+		       (q->allow_tie ? 1 : 0);
+	default:
+		return 0;
+	}
+}
+
+int tly_question_label_index(const struct tly_question *q, const json_t *answer)
+{
+	long long k;
+
+	switch (q->type) {
+	case TLY_Q_CHOICE:
+		return label_index(q->options, answer);
+	case TLY_Q_RATING:
+		return get_int(answer, &k) ? (int)(k - q->min) : -1;
+	case TLY_Q_COMPARE:
+		if (json_is_string(answer))
+			return -2; /* "tie": the caller maps it to the last label */
+		return get_int(answer, &k) ? (int)k : -1;
+	default:
+		return -1;
+	}
+}
+
+json_t *tly_question_label(const struct tly_question *q, int i)
+{
+	switch (q->type) {
+	case TLY_Q_CHOICE:
+		return json_incref(json_array_get(q->options, (size_t)i));
+	case TLY_Q_RATING:
+		return json_integer(q->min + i);
+	case TLY_Q_COMPARE:
+		return json_integer(i);
+	default:
+		return json_null();
+	}
+}
+
+enum tly_code tly_schema_check_gold(const struct tly_schema *s, const json_t *data,
+				    const json_t *gold, struct tly_err *err)
+{
+	char path[96];
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(gold) || json_object_size(gold) == 0)
+		return tly_err_set(err, TLY_EINVALID, "gold",
+				   "gold: must be an object of known answers, keyed by question");
+	json_object_foreach((json_t *)gold, key, v) {
+		const struct tly_question *q = NULL;
+		for (int i = 0; i < s->nquestions && !q; i++)
+			if (strcmp(s->questions[i].name, key) == 0)
+				q = &s->questions[i];
+		snprintf(path, sizeof(path), "gold.%.64s", key);
+		if (!q)
+			return tly_err_set(err, TLY_EINVALID, path, "%s: the project has no such question",
+					   path);
+		struct qctx c = { s, q, data, path, err };
 		if (question_types[q->type].check(v, &c) != TLY_OK)
 			return err->code;
 	}

@@ -40,8 +40,18 @@ struct tly_question {
 	int allow_tie;
 };
 
+/* Quality settings of a project ("quality" in the schema). */
+struct tly_quality_cfg {
+	double confidence_target;  /* complete after min_responses once consensus reaches it; 0: off */
+	double gold_rate;          /* share of claims served from gold tasks, [0, 1) */
+	int qualification;         /* a new annotator's first N tasks are gold */
+	double gold_min_accuracy;  /* pause an annotator whose Wilson upper bound is below; 0: off */
+	int refit_every;           /* refit the project's model after this many new answers */
+};
+
 struct tly_schema {
 	json_t *doc;         /* normalized schema, owned */
+	struct tly_quality_cfg quality;
 	int nfields, nquestions;
 	struct tly_field fields[TLY_MAX_FIELDS];
 	struct tly_question questions[TLY_MAX_QUESTIONS];
@@ -61,5 +71,20 @@ enum tly_code tly_schema_check_answers(const struct tly_schema *s, const json_t 
 				       const json_t *answers, struct tly_err *err);
 
 const char *tly_question_type_name(enum tly_question_type t);
+
+/* Checks the known answers of a gold task (a subset of the questions). */
+enum tly_code tly_schema_check_gold(const struct tly_schema *s, const json_t *data,
+				    const json_t *gold, struct tly_err *err);
+
+/* Questions whose answer is one label out of a known set (choice, rating,
+ * compare) get a consensus label with a confidence. Returns their number of
+ * labels for a task with this data (a compare's tie is the last label), 0
+ * for other questions. */
+int tly_question_nlabels(const struct tly_schema *s, const struct tly_question *q,
+			 const json_t *data);
+/* Label index of an answer value, -2 for a compare's "tie", -1 if none. */
+int tly_question_label_index(const struct tly_question *q, const json_t *answer);
+/* JSON value of label i (new reference). */
+json_t *tly_question_label(const struct tly_question *q, int i);
 
 #endif

@@ -46,6 +46,9 @@ struct store_task {
 	enum tly_task_status status;
 	int n_responses, n_leases;
 	int64_t created_at;
+	int is_gold;
+	char *gold;            /* known answers (JSON) of a gold task, else NULL */
+	char *consensus;       /* consensus JSON, NULL until the first response */
 };
 struct store_asg {
 	int64_t id, task_id, project_id, user_id;
@@ -56,7 +59,15 @@ struct store_response {
 	int64_t id, task_id, assignment_id, user_id;
 	char *answers;
 	int64_t duration_ms, created_at;
+	int correct;           /* on a gold task: 1 right, 0 wrong; -1 not scored */
 };
+/* What the project knows of one annotator. */
+struct store_stats {
+	int64_t project_id, user_id;
+	int answered, gold_seen, gold_correct;
+	double quality;        /* estimated accuracy from the last fit; < 0 when none */
+};
+typedef int (*store_stats_cb)(void *arg, const struct store_stats *st);
 
 typedef int (*store_org_cb)(void *arg, const struct store_org *o);
 typedef int (*store_project_cb)(void *arg, const struct store_project *p);
@@ -72,6 +83,8 @@ struct store_ops {
 	void (*rollback)(struct store *s);
 
 	enum tly_code (*meta_get)(struct store *s, const char *key, void *buf, int len, struct tly_err *err);
+	/* the value as a new NUL-terminated string (free it) */
+	enum tly_code (*meta_get_text)(struct store *s, const char *key, char **out, struct tly_err *err);
 	enum tly_code (*meta_set)(struct store *s, const char *key, const void *buf, int len, struct tly_err *err);
 
 	enum tly_code (*org_insert)(struct store *s, const char *name, int64_t now, int64_t *id, struct tly_err *err);
@@ -103,6 +116,15 @@ struct store_ops {
 	/* next open task of the project with n_responses + n_leases < max that
 	 * `user` was never assigned; highest priority, then lowest id */
 	enum tly_code (*task_next)(struct store *s, int64_t project, int64_t user, int max, int64_t *id, struct tly_err *err);
+
+	/* next gold task of the project `user` was never assigned, by id */
+	enum tly_code (*task_next_gold)(struct store *s, int64_t project, int64_t user, int64_t *id, struct tly_err *err);
+	enum tly_code (*task_set_consensus)(struct store *s, int64_t id, const char *consensus, struct tly_err *err);
+
+	/* zeros (quality -1) when the annotator has no row yet */
+	enum tly_code (*stats_get)(struct store *s, int64_t project, int64_t user, struct store_stats *st, struct tly_err *err);
+	enum tly_code (*stats_put)(struct store *s, const struct store_stats *st, struct tly_err *err);
+	enum tly_code (*stats_list)(struct store *s, int64_t project, store_stats_cb cb, void *arg, struct tly_err *err);
 
 	/* TLY_ECONFLICT when (task, user) already has an assignment */
 	enum tly_code (*asg_insert)(struct store *s, const struct store_asg *a, int64_t *id, struct tly_err *err);

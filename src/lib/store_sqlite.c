@@ -32,10 +32,13 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS tasks(id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL,"
 	"  unique_id TEXT, priority INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL, metadata TEXT,"
 	"  status INTEGER NOT NULL DEFAULT 0, n_responses INTEGER NOT NULL DEFAULT 0,"
-	"  n_leases INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);"
+	"  n_leases INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+	"  is_gold INTEGER NOT NULL DEFAULT 0, gold TEXT, consensus TEXT);"
 	"CREATE UNIQUE INDEX IF NOT EXISTS tasks_uid ON tasks(project_id, unique_id)"
 	"  WHERE unique_id IS NOT NULL;"
-	"CREATE INDEX IF NOT EXISTS tasks_open ON tasks(project_id, priority DESC, id) WHERE status < 2;"
+	"CREATE INDEX IF NOT EXISTS tasks_open ON tasks(project_id, priority DESC, id)"
+	"  WHERE status < 2 AND is_gold = 0;"
+	"CREATE INDEX IF NOT EXISTS tasks_gold ON tasks(project_id, id) WHERE is_gold = 1;"
 	"CREATE INDEX IF NOT EXISTS tasks_status ON tasks(project_id, status, id);"
 	"CREATE TABLE IF NOT EXISTS assignments(id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL,"
 	"  project_id INTEGER NOT NULL, user_id INTEGER NOT NULL, status INTEGER NOT NULL,"
@@ -45,7 +48,11 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS asg_expiry ON assignments(project_id, expires_at) WHERE status = 0;"
 	"CREATE TABLE IF NOT EXISTS responses(id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL,"
 	"  assignment_id INTEGER NOT NULL UNIQUE, user_id INTEGER NOT NULL, answers TEXT NOT NULL,"
-	"  duration_ms INTEGER NOT NULL, created_at INTEGER NOT NULL);"
+	"  duration_ms INTEGER NOT NULL, created_at INTEGER NOT NULL, correct INTEGER);"
+	"CREATE TABLE IF NOT EXISTS annotator_stats(project_id INTEGER NOT NULL, user_id INTEGER NOT NULL,"
+	"  answered INTEGER NOT NULL DEFAULT 0, gold_seen INTEGER NOT NULL DEFAULT 0,"
+	"  gold_correct INTEGER NOT NULL DEFAULT 0, quality REAL,"
+	"  PRIMARY KEY(project_id, user_id)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS responses_task ON responses(task_id, id);";
 
 enum stmt {
@@ -57,7 +64,8 @@ enum stmt {
 	S_KEY_INSERT, S_KEY_LOOKUP, S_KEY_REVOKE,
 	S_PROJECT_INSERT, S_PROJECT_GET, S_PROJECT_LIST, S_PROJECT_COUNTS,
 	S_TASK_INSERT, S_TASK_BY_UID, S_TASK_GET, S_TASK_LIST, S_TASK_LIST_STATUS,
-	S_TASK_UPDATE, S_TASK_NEXT,
+	S_TASK_UPDATE, S_TASK_NEXT, S_TASK_NEXT_GOLD, S_TASK_CONSENSUS,
+	S_STATS_GET, S_STATS_PUT, S_STATS_LIST,
 	S_ASG_INSERT, S_ASG_GET, S_ASG_UPDATE, S_ASG_LIVE, S_ASG_EXPIRED,
 	S_RESP_INSERT, S_RESP_LIST,
 	S_COUNT
@@ -95,22 +103,35 @@ static const char *const stmt_sql[S_COUNT] = {
 			   " WHERE org_id=?1 ORDER BY id",
 	[S_PROJECT_COUNTS] = "SELECT status, count(*) FROM tasks WHERE project_id=?1 GROUP BY status",
 	[S_TASK_INSERT] = "INSERT INTO tasks(project_id, unique_id, priority, data, metadata, status,"
-			  " created_at) VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6)",
+			  " created_at, is_gold, gold) VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
 	[S_TASK_BY_UID] = "SELECT id FROM tasks WHERE project_id=?1 AND unique_id=?2",
 	[S_TASK_GET] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
-		       " n_responses, n_leases, created_at FROM tasks WHERE id=?1",
+		       " n_responses, n_leases, created_at, is_gold, gold, consensus FROM tasks WHERE id=?1",
 	[S_TASK_LIST] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
-			" n_responses, n_leases, created_at FROM tasks"
+			" n_responses, n_leases, created_at, is_gold, gold, consensus FROM tasks"
 			" WHERE project_id=?1 AND id>?2 ORDER BY id LIMIT ?3",
 	[S_TASK_LIST_STATUS] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
-			       " n_responses, n_leases, created_at FROM tasks"
+			       " n_responses, n_leases, created_at, is_gold, gold, consensus FROM tasks"
 			       " WHERE project_id=?1 AND status=?4 AND id>?2 ORDER BY id LIMIT ?3",
 	[S_TASK_UPDATE] = "UPDATE tasks SET status=?2, n_responses=?3, n_leases=?4 WHERE id=?1",
-	[S_TASK_NEXT] = "SELECT t.id FROM tasks t WHERE t.project_id=?1 AND t.status < 2"
+	[S_TASK_NEXT] = "SELECT t.id FROM tasks t WHERE t.project_id=?1 AND t.status < 2 AND t.is_gold = 0"
 			" AND t.n_responses + t.n_leases < ?3"
 			" AND NOT EXISTS (SELECT 1 FROM assignments a"
 			"   WHERE a.task_id = t.id AND a.user_id = ?2)"
 			" ORDER BY t.priority DESC, t.id LIMIT 1",
+	[S_TASK_NEXT_GOLD] = "SELECT t.id FROM tasks t WHERE t.project_id=?1 AND t.is_gold = 1"
+			     " AND t.status < 3 AND NOT EXISTS (SELECT 1 FROM assignments a"
+			     "   WHERE a.task_id = t.id AND a.user_id = ?2) ORDER BY t.id LIMIT 1",
+	[S_TASK_CONSENSUS] = "UPDATE tasks SET consensus=?2 WHERE id=?1",
+	[S_STATS_GET] = "SELECT project_id, user_id, answered, gold_seen, gold_correct,"
+			" coalesce(quality, -1) FROM annotator_stats WHERE project_id=?1 AND user_id=?2",
+	[S_STATS_PUT] = "INSERT INTO annotator_stats(project_id, user_id, answered, gold_seen,"
+			" gold_correct, quality) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+			" ON CONFLICT(project_id, user_id) DO UPDATE SET answered=excluded.answered,"
+			" gold_seen=excluded.gold_seen, gold_correct=excluded.gold_correct,"
+			" quality=excluded.quality",
+	[S_STATS_LIST] = "SELECT project_id, user_id, answered, gold_seen, gold_correct,"
+			 " coalesce(quality, -1) FROM annotator_stats WHERE project_id=?1 ORDER BY user_id",
 	[S_ASG_INSERT] = "INSERT INTO assignments(task_id, project_id, user_id, status, created_at,"
 			 " expires_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_ASG_GET] = "SELECT id, task_id, project_id, user_id, status, created_at, expires_at"
@@ -123,9 +144,9 @@ static const char *const stmt_sql[S_COUNT] = {
 			  " FROM assignments WHERE project_id=?1 AND status=0 AND expires_at <= ?2"
 			  " ORDER BY expires_at LIMIT ?3",
 	[S_RESP_INSERT] = "INSERT INTO responses(task_id, assignment_id, user_id, answers, duration_ms,"
-			  " created_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-	[S_RESP_LIST] = "SELECT id, task_id, assignment_id, user_id, answers, duration_ms, created_at"
-			" FROM responses WHERE task_id=?1 ORDER BY id",
+			  " created_at, correct) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_RESP_LIST] = "SELECT id, task_id, assignment_id, user_id, answers, duration_ms, created_at,"
+			" coalesce(correct, -1) FROM responses WHERE task_id=?1 ORDER BY id",
 };
 
 struct sqlite_store {
@@ -182,6 +203,19 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
 		sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, i);
+}
+
+/* Steps a one-row lookup: TLY_OK with the row ready, TLY_ENOTFOUND, or failure. */
+static enum tly_code step_one(struct store *s, sqlite3_stmt *st, struct tly_err *err,
+			      const char *what)
+{
+	int r = sqlite3_step(st);
+
+	if (r == SQLITE_ROW)
+		return TLY_OK;
+	if (r == SQLITE_DONE)
+		return tly_err_set(err, TLY_ENOTFOUND, "", "%s not found", what);
+	return db_fail(s, err, what);
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -259,6 +293,24 @@ static enum tly_code sq_meta_get(struct store *s, const char *key, void *buf, in
 	return rc;
 }
 
+static enum tly_code sq_meta_get_text(struct store *s, const char *key, char **out,
+				      struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_META_GET);
+	enum tly_code rc;
+
+	*out = NULL;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if ((rc = step_one(s, st, err, "meta")) == TLY_OK) {
+		int n = sqlite3_column_bytes(st, 0);
+		*out = tly_xmalloc((size_t)n + 1);
+		memcpy(*out, sqlite3_column_blob(st, 0), (size_t)n);
+		(*out)[n] = '\0';
+	}
+	done(st);
+	return rc;
+}
+
 static enum tly_code sq_meta_set(struct store *s, const char *key, const void *buf, int len,
 				 struct tly_err *err)
 {
@@ -296,19 +348,6 @@ static void org_row(sqlite3_stmt *st, struct store_org *o, int dup)
 	o->id = sqlite3_column_int64(st, 0);
 	o->name = dup ? col_dup(st, 1) : (char *)sqlite3_column_text(st, 1);
 	o->created_at = sqlite3_column_int64(st, 2);
-}
-
-/* Steps a one-row lookup: TLY_OK with the row ready, TLY_ENOTFOUND, or failure. */
-static enum tly_code step_one(struct store *s, sqlite3_stmt *st, struct tly_err *err,
-			      const char *what)
-{
-	int r = sqlite3_step(st);
-
-	if (r == SQLITE_ROW)
-		return TLY_OK;
-	if (r == SQLITE_DONE)
-		return tly_err_set(err, TLY_ENOTFOUND, "", "%s not found", what);
-	return db_fail(s, err, what);
 }
 
 static enum tly_code sq_org_get(struct store *s, int64_t id, const char *name,
@@ -542,6 +581,8 @@ static enum tly_code sq_task_insert(struct store *s, const struct store_task *t,
 	sqlite3_bind_text(st, 4, t->data, -1, SQLITE_STATIC);
 	bind_text_or_null(st, 5, t->metadata);
 	sqlite3_bind_int64(st, 6, t->created_at);
+	sqlite3_bind_int(st, 7, t->is_gold ? 1 : 0);
+	bind_text_or_null(st, 8, t->gold);
 	rc = insert_id(s, st, id, err, "task");
 	if (rc == TLY_ECONFLICT && t->unique_id) {
 		st = get(s, S_TASK_BY_UID);
@@ -566,6 +607,9 @@ static void task_row(sqlite3_stmt *st, struct store_task *t, int dup)
 	t->n_responses = sqlite3_column_int(st, 7);
 	t->n_leases = sqlite3_column_int(st, 8);
 	t->created_at = sqlite3_column_int64(st, 9);
+	t->is_gold = sqlite3_column_int(st, 10);
+	t->gold = dup ? col_dup(st, 11) : (char *)sqlite3_column_text(st, 11);
+	t->consensus = dup ? col_dup(st, 12) : (char *)sqlite3_column_text(st, 12);
 }
 
 static enum tly_code sq_task_get(struct store *s, int64_t id, struct store_task *t,
@@ -627,6 +671,96 @@ static enum tly_code sq_task_next(struct store *s, int64_t project, int64_t user
 		*id = sqlite3_column_int64(st, 0);
 	done(st);
 	return rc;
+}
+
+static enum tly_code sq_task_next_gold(struct store *s, int64_t project, int64_t user, int64_t *id,
+				       struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_TASK_NEXT_GOLD);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, project);
+	sqlite3_bind_int64(st, 2, user);
+	if ((rc = step_one(s, st, err, "gold task")) == TLY_OK)
+		*id = sqlite3_column_int64(st, 0);
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_task_set_consensus(struct store *s, int64_t id, const char *consensus,
+					   struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_TASK_CONSENSUS);
+
+	sqlite3_bind_int64(st, 1, id);
+	bind_text_or_null(st, 2, consensus);
+	return exec(s, st, err, "task consensus");
+}
+
+static void stats_row(sqlite3_stmt *st, struct store_stats *x)
+{
+	x->project_id = sqlite3_column_int64(st, 0);
+	x->user_id = sqlite3_column_int64(st, 1);
+	x->answered = sqlite3_column_int(st, 2);
+	x->gold_seen = sqlite3_column_int(st, 3);
+	x->gold_correct = sqlite3_column_int(st, 4);
+	x->quality = sqlite3_column_double(st, 5);
+}
+
+static enum tly_code sq_stats_get(struct store *s, int64_t project, int64_t user,
+				  struct store_stats *x, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_STATS_GET);
+	enum tly_code rc;
+
+	memset(x, 0, sizeof(*x));
+	x->project_id = project;
+	x->user_id = user;
+	x->quality = -1;
+	sqlite3_bind_int64(st, 1, project);
+	sqlite3_bind_int64(st, 2, user);
+	rc = step_one(s, st, NULL, "stats");
+	if (rc == TLY_OK)
+		stats_row(st, x);
+	else if (rc == TLY_ENOTFOUND)
+		rc = TLY_OK;
+	else
+		rc = db_fail(s, err, "annotator stats");
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_stats_put(struct store *s, const struct store_stats *x, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_STATS_PUT);
+
+	sqlite3_bind_int64(st, 1, x->project_id);
+	sqlite3_bind_int64(st, 2, x->user_id);
+	sqlite3_bind_int(st, 3, x->answered);
+	sqlite3_bind_int(st, 4, x->gold_seen);
+	sqlite3_bind_int(st, 5, x->gold_correct);
+	if (x->quality >= 0)
+		sqlite3_bind_double(st, 6, x->quality);
+	else
+		sqlite3_bind_null(st, 6);
+	return exec(s, st, err, "annotator stats");
+}
+
+static enum tly_code sq_stats_list(struct store *s, int64_t project, store_stats_cb cb, void *arg,
+				   struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_STATS_LIST);
+	struct store_stats x;
+	int r;
+
+	sqlite3_bind_int64(st, 1, project);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		stats_row(st, &x);
+		if (cb(arg, &x))
+			break;
+	}
+	done(st);
+	return (r == SQLITE_ROW || r == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "annotator stats");
 }
 
 /* ---- assignments and responses ---------------------------------------------- */
@@ -732,6 +866,10 @@ static enum tly_code sq_response_insert(struct store *s, const struct store_resp
 	sqlite3_bind_text(st, 4, r->answers, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, r->duration_ms);
 	sqlite3_bind_int64(st, 6, r->created_at);
+	if (r->correct >= 0)
+		sqlite3_bind_int(st, 7, r->correct);
+	else
+		sqlite3_bind_null(st, 7);
 	return insert_id(s, st, id, err, "response");
 }
 
@@ -751,6 +889,7 @@ static enum tly_code sq_response_list(struct store *s, int64_t task, store_respo
 		r.answers = (char *)sqlite3_column_text(st, 4);
 		r.duration_ms = sqlite3_column_int64(st, 5);
 		r.created_at = sqlite3_column_int64(st, 6);
+		r.correct = sqlite3_column_int(st, 7);
 		if (cb(arg, &r))
 			break;
 	}
@@ -765,6 +904,7 @@ static const struct store_ops sqlite_ops = {
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.meta_get = sq_meta_get,
+	.meta_get_text = sq_meta_get_text,
 	.meta_set = sq_meta_set,
 	.org_insert = sq_org_insert,
 	.org_get = sq_org_get,
@@ -786,6 +926,11 @@ static const struct store_ops sqlite_ops = {
 	.task_list = sq_task_list,
 	.task_update = sq_task_update,
 	.task_next = sq_task_next,
+	.task_next_gold = sq_task_next_gold,
+	.task_set_consensus = sq_task_set_consensus,
+	.stats_get = sq_stats_get,
+	.stats_put = sq_stats_put,
+	.stats_list = sq_stats_list,
 	.asg_insert = sq_asg_insert,
 	.asg_get = sq_asg_get,
 	.asg_update = sq_asg_update,
@@ -845,5 +990,7 @@ void store_task_clear(struct store_task *t)
 	free(t->unique_id);
 	free(t->data);
 	free(t->metadata);
-	t->unique_id = t->data = t->metadata = NULL;
+	free(t->gold);
+	free(t->consensus);
+	t->unique_id = t->data = t->metadata = t->gold = t->consensus = NULL;
 }

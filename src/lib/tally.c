@@ -59,6 +59,7 @@ enum tly_code tly_open(const char *path, int create, struct tly **out, struct tl
 		return rc;
 	t = tly_xcalloc(1, sizeof(*t));
 	t->store = s;
+	t->path = tly_xstrdup(path);
 	/* The id key is made once per database and kept in it. */
 	rc = s->ops->meta_get(s, "id_key", t->ids.key, TLY_ID_KEYBYTES, err);
 	if (rc == TLY_ENOTFOUND && create) {
@@ -92,7 +93,13 @@ void tly_close(struct tly *t)
 			tly_schema_clear(&t->cache[i].schema);
 	if (t->store)
 		t->store->ops->close(t->store);
+	free(t->path);
 	free(t);
+}
+
+const char *tly_path(const struct tly *t)
+{
+	return t->path;
 }
 
 struct store *tly_store(struct tly *t)
@@ -227,6 +234,9 @@ json_t *tly__task_json(struct tly *t, const struct store_task *row, int with_res
 	json_object_set_new(o, "metadata", row->metadata ? tly__parse_stored(row->metadata) : json_object());
 	json_object_set_new(o, "status", json_string(tly_task_status_name(row->status)));
 	json_object_set_new(o, "response_count", json_integer(row->n_responses));
+	json_object_set_new(o, "consensus", tly__parse_stored(row->consensus));
+	if (row->is_gold)
+		json_object_set_new(o, "gold", tly__parse_stored(row->gold));
 	json_object_set_new(o, "created_at", tly__time(row->created_at));
 	if (with_responses) {
 		json_t *list = json_array();

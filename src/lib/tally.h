@@ -125,3 +125,20 @@ enum tly_code tly_import_end(struct tly_import *im, int ok, long long *n_created
  * TLY_ENOTFOUND when there is no such project. */
 enum tly_code tly_actor_for_project(struct tly *t, const char *project, struct tly_actor *a,
 				    struct tly_err *err);
+
+/* ---- quality (scoring.c) -------------------------------------------------- */
+/* Refits the project's annotator model (Dawid-Skene with a prior) over every
+ * categorical answer, rewrites each task's consensus, completes tasks that
+ * reached the confidence target and stores each annotator's estimated
+ * accuracy. Writes in batches of short transactions. *out: a summary. */
+enum tly_code tly_quality_refit(struct tly *t, const struct tly_actor *a, const char *project,
+				json_t **out, struct tly_err *err);
+/* The project's quality report: counts, agreement per question, per-annotator
+ * gold accuracy (Wilson interval), agreement with consensus, pause state. */
+enum tly_code tly_quality_report(struct tly *t, const struct tly_actor *a, const char *project,
+				 json_t **out, struct tly_err *err);
+/* A project whose refit is due (enough new answers since the last one):
+ * writes its id and returns 1, else 0. Resets that project's counter. */
+int tly_refit_due(struct tly *t, char project_out[32]);
+/* The database path this handle was opened on. */
+const char *tly_path(const struct tly *t);

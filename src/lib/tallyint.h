@@ -14,10 +14,15 @@ struct tly__cached_schema {
 	struct tly_schema schema; /* owned */
 };
 
+#define TLY__FIT_SLOTS 64
+
 struct tly {
 	struct store *store;
+	char *path;
 	struct tly_idcodec ids;
 	struct tly__cached_schema cache[TLY__SCHEMA_CACHE];
+	/* answers since the last refit, per project (a small direct-mapped table) */
+	struct { int64_t project_id; int count, every; } fits[TLY__FIT_SLOTS];
 };
 
 /* A loaded project: the row and its parsed schema (borrowed from the cache). */
@@ -44,5 +49,19 @@ json_t *tly__task_json(struct tly *t, const struct store_task *row, int with_res
 
 /* Recomputes queued/in_progress from the counters; terminal states stay. */
 enum tly_task_status tly__task_status(enum tly_task_status cur, int n_responses, int n_leases);
+
+/* scoring.c: called by queue.c inside its transaction */
+/* Recomputes and stores a task's consensus from its responses; *confident is
+ * 1 when every categorical question reached the project's target (or the
+ * project has no target or no categorical question). */
+enum tly_code tly__consensus_update(struct tly *t, const struct tly__project *p,
+				    const struct store_task *task, int *confident,
+				    struct tly_err *err);
+/* 1 when the answers match every known answer of the gold task, else 0. */
+int tly__gold_correct(const struct store_task *task, const json_t *answers);
+/* 1 (and a reason) when the annotator is paused on the project. */
+int tly__paused(const struct tly__project *p, const struct store_stats *st, char *why, size_t n);
+/* Counts one new answer towards the project's next refit. */
+void tly__note_answer(struct tly *t, const struct tly__project *p);
 
 #endif

@@ -17,7 +17,7 @@ struct tly_import {
 	json_t *created_ids, *dups;  /* filled for tly_tasks_add only */
 };
 
-static const char *const task_keys[] = { "data", "unique_id", "priority", "metadata", NULL };
+static const char *const task_keys[] = { "data", "unique_id", "priority", "metadata", "gold", NULL };
 
 enum tly_code tly_import_begin(struct tly *t, const struct tly_actor *a, const char *project,
 			       struct tly_import **out, struct tly_err *err)
@@ -46,7 +46,7 @@ enum tly_code tly_import_add(struct tly_import *im, const json_t *task, int *cre
 {
 	struct store *s = im->t->store;
 	struct store_task row = { 0 };
-	const json_t *data, *uid, *prio, *meta;
+	const json_t *data, *uid, *prio, *meta, *gold;
 	const char *key;
 	json_t *v;
 	long long priority = 0;
@@ -62,7 +62,7 @@ enum tly_code tly_import_add(struct tly_import *im, const json_t *task, int *cre
 		for (int i = 0; task_keys[i] && !ok; i++)
 			ok = strcmp(key, task_keys[i]) == 0;
 		if (!ok)
-			return tly_err_set(err, TLY_EINVALID, key, "%.64s: unknown key (a task has data, unique_id, priority, metadata)", key);
+			return tly_err_set(err, TLY_EINVALID, key, "%.64s: unknown key (a task has data, unique_id, priority, metadata, gold)", key);
 	}
 	data = json_object_get(task, "data");
 	if ((rc = tly_schema_check_data(im->p.schema, data, err)) != TLY_OK)
@@ -84,7 +84,14 @@ enum tly_code tly_import_add(struct tly_import *im, const json_t *task, int *cre
 	if (meta && !json_is_null(meta) && !json_is_object(meta))
 		return tly_err_set(err, TLY_EINVALID, "metadata", "metadata: must be an object");
 
+	gold = json_object_get(task, "gold");
+	if (gold && !json_is_null(gold) &&
+	    (rc = tly_schema_check_gold(im->p.schema, data, gold, err)) != TLY_OK)
+		return rc;
+
 	row.project_id = im->p.row.id;
+	row.is_gold = gold && !json_is_null(gold);
+	row.gold = row.is_gold ? json_dumps(gold, JSON_COMPACT) : NULL;
 	row.unique_id = (char *)json_string_value(uid);
 	row.priority = priority;
 	row.data = json_dumps(data, JSON_COMPACT);
@@ -107,6 +114,7 @@ enum tly_code tly_import_add(struct tly_import *im, const json_t *task, int *cre
 	}
 	free(row.data);
 	free(row.metadata);
+	free(row.gold);
 	return rc;
 }
 

@@ -1,0 +1,720 @@
+/* scoring.c — the quality engine inside the server: consensus per task as
+ * responses arrive, gold scoring and pausing, the project's model refit and
+ * the quality report. The statistics themselves live in quality/.
+ *
+ * Between two refits, a task's consensus is the one-coin posterior of its
+ * answers, each weighted by its annotator's accuracy as last estimated (from
+ * the refit, else from gold with a Laplace prior, else 0.7). A refit runs
+ * Dawid-Skene with a Dirichlet prior (quality/aggregate.h, "dsp") over every
+ * categorical answer of the project, gold anchoring it, and rewrites each
+ * task's consensus with the full-model posterior. */
+#include "tallyint.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quality/agreement.h"
+#include "quality/aggregate.h"
+#include "quality/consensus.h"
+#include "quality/labels.h"
+#include "util.h"
+
+#define DEFAULT_ACC 0.7
+#define MAX_LABELS 1024
+#define MAX_RESP 128
+#define WALK_BATCH 1000
+#define WILSON_Z 1.96
+
+/* ---- responses of one task ------------------------------------------------ */
+
+struct resp_set {
+	int n;
+	int64_t user[MAX_RESP];
+	json_t *answers[MAX_RESP];
+};
+
+static int collect(void *arg, const struct store_response *r)
+{
+	struct resp_set *rs = arg;
+
+	if (rs->n == MAX_RESP)
+		return 1;
+	rs->user[rs->n] = r->user_id;
+	rs->answers[rs->n] = tly__parse_stored(r->answers);
+	rs->n++;
+	return 0;
+}
+
+static void resp_clear(struct resp_set *rs)
+{
+	for (int i = 0; i < rs->n; i++)
+		json_decref(rs->answers[i]);
+	rs->n = 0;
+}
+
+/* The label index of q's answer in a, or -1. */
+static int answer_label(const struct tly_question *q, const json_t *a, int k)
+{
+	int i;
+
+	if (!a)
+		return -1;
+	i = tly_question_label_index(q, a);
+	if (i == -2)
+		i = k - 1;
+	return i >= 0 && i < k ? i : -1;
+}
+
+static json_t *label_json(const struct tly_question *q, int i, int k)
+{
+	if (q->type == TLY_Q_COMPARE && q->allow_tie && i == k - 1)
+		return json_string("tie");
+	return tly_question_label(q, i);
+}
+
+/* A label as an object key: strings as they are, numbers as decimals. */
+static void label_key(const json_t *v, char *buf, size_t n)
+{
+	if (json_is_string(v))
+		snprintf(buf, n, "%s", json_string_value(v));
+	else
+		snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+}
+
+static double user_accuracy(const struct store_stats *st)
+{
+	if (st->quality >= 0)
+		return st->quality;
+	if (st->gold_seen > 0)
+		return (st->gold_correct + 1.0) / (st->gold_seen + 2.0);
+	return DEFAULT_ACC;
+}
+
+enum tly_code tly__consensus_update(struct tly *t, const struct tly__project *p,
+				    const struct store_task *task, int *confident,
+				    struct tly_err *err)
+{
+	struct store *s = t->store;
+	const struct tly_schema *sc = p->schema;
+	struct resp_set rs = { 0 };
+	double acc[MAX_RESP], post[MAX_LABELS];
+	uint32_t labels[MAX_RESP];
+	json_t *data = tly__parse_stored(task->data), *out = json_object();
+	char *text = NULL;
+	int all = 1, ncat = 0;
+	enum tly_code rc;
+
+	*confident = 1;
+	if ((rc = s->ops->response_list(s, task->id, collect, &rs, err)) != TLY_OK)
+		goto out;
+	for (int i = 0; i < rs.n; i++) {
+		struct store_stats st;
+		if ((rc = s->ops->stats_get(s, p->row.id, rs.user[i], &st, err)) != TLY_OK)
+			goto out;
+		acc[i] = user_accuracy(&st);
+	}
+	for (int qi = 0; qi < sc->nquestions; qi++) {
+		const struct tly_question *q = &sc->questions[qi];
+		int k = tly_question_nlabels(sc, q, data), n = 0, best;
+		double qacc[MAX_RESP];
+		json_t *votes = json_object();
+		char key[300];
+
+		if (k < 2 || k > MAX_LABELS) {
+			json_decref(votes);
+			continue;
+		}
+		for (int i = 0; i < rs.n; i++) {
+			int l = answer_label(q, json_object_get(rs.answers[i], q->name), k);
+			if (l < 0)
+				continue;
+			labels[n] = (uint32_t)l;
+			qacc[n++] = acc[i];
+			json_t *lj = label_json(q, l, k);
+			label_key(lj, key, sizeof(key));
+			json_decref(lj);
+			json_object_set_new(votes, key,
+					    json_integer(json_integer_value(json_object_get(votes, key)) + 1));
+		}
+		if (n == 0) {
+			json_decref(votes);
+			continue;
+		}
+		best = (int)tly_onecoin_posterior((uint32_t)k, (size_t)n, labels, qacc, NULL, post);
+		ncat++;
+		if (post[best] < sc->quality.confidence_target)
+			all = 0;
+		json_object_set_new(out, q->name,
+				    json_pack("{s:o,s:f,s:o,s:s}", "label", label_json(q, best, k),
+					      "confidence", post[best], "votes", votes,
+					      "method", "one_coin"));
+	}
+	*confident = ncat ? all : 1;
+	if (ncat) {
+		text = json_dumps(out, JSON_COMPACT);
+		rc = s->ops->task_set_consensus(s, task->id, text, err);
+	}
+out:
+	free(text);
+	json_decref(out);
+	json_decref(data);
+	resp_clear(&rs);
+	return rc;
+}
+
+int tly__gold_correct(const struct store_task *task, const json_t *answers)
+{
+	json_t *gold = tly__parse_stored(task->gold);
+	const char *key;
+	json_t *v;
+	int ok = json_is_object(gold);
+
+	json_object_foreach(gold, key, v)
+		if (!json_equal(v, json_object_get(answers, key)))
+			ok = 0;
+	json_decref(gold);
+	return ok;
+}
+
+int tly__paused(const struct tly__project *p, const struct store_stats *st, char *why, size_t n)
+{
+	double lo, hi, min = p->schema->quality.gold_min_accuracy;
+
+	if (min <= 0 || st->gold_seen == 0)
+		return 0;
+	tly_wilson((unsigned)st->gold_correct, (unsigned)st->gold_seen, WILSON_Z, &lo, &hi);
+	if (hi >= min)
+		return 0;
+	snprintf(why, n, "paused: gold accuracy %d/%d (95%% upper bound %.3f) is below %.3f",
+		 st->gold_correct, st->gold_seen, hi, min);
+	return 1;
+}
+
+void tly__note_answer(struct tly *t, const struct tly__project *p)
+{
+	int slot = (int)((uint64_t)p->row.id % TLY__FIT_SLOTS);
+
+	if (t->fits[slot].project_id != p->row.id) {
+		t->fits[slot].project_id = p->row.id;
+		t->fits[slot].count = 0;
+	}
+	t->fits[slot].count++;
+	t->fits[slot].every = p->schema->quality.refit_every;
+}
+
+int tly_refit_due(struct tly *t, char project_out[32])
+{
+	for (int i = 0; i < TLY__FIT_SLOTS; i++)
+		if (t->fits[i].project_id && t->fits[i].count >= t->fits[i].every) {
+			t->fits[i].count = 0;
+			tly_id_encode(&t->ids, TLY_PROJECT, t->fits[i].project_id, project_out);
+			return 1;
+		}
+	return 0;
+}
+
+/* ---- walking a project's answers -------------------------------------------- */
+
+/* Answer sets of the project's categorical questions, one per question;
+ * questions are task row ids, workers user row ids, labels label indexes. */
+struct model {
+	int nq;
+	int qidx[TLY_MAX_QUESTIONS];           /* schema index of each categorical question */
+	struct tly_answers a[TLY_MAX_QUESTIONS];
+	/* gold: (task, label) pairs per question, resolved after finish */
+	int64_t *gold_task[TLY_MAX_QUESTIONS];
+	int *gold_label[TLY_MAX_QUESTIONS];
+	size_t ngold[TLY_MAX_QUESTIONS], capgold[TLY_MAX_QUESTIONS];
+	long long answers;
+};
+
+static void model_release(struct model *m)
+{
+	for (int i = 0; i < m->nq; i++) {
+		tly_answers_release(&m->a[i]);
+		free(m->gold_task[i]);
+		free(m->gold_label[i]);
+	}
+}
+
+static enum tly_code q_fail(struct tly_err *err, const char *what, const char *why)
+{
+	return tly_err_set(err, TLY_EINTERNAL, "", "%s: %s", what, why);
+}
+
+static enum tly_code model_add_task(struct model *m, const struct tly_schema *sc,
+				    const struct store_task *task, const struct resp_set *rs,
+				    struct tly_err *err)
+{
+	json_t *data = tly__parse_stored(task->data), *gold = NULL;
+	char qs[24], ws[24], ls[16], why[160];
+	enum tly_code rc = TLY_OK;
+
+	snprintf(qs, sizeof(qs), "%lld", (long long)task->id);
+	if (task->is_gold)
+		gold = tly__parse_stored(task->gold);
+	for (int j = 0; j < m->nq && rc == TLY_OK; j++) {
+		const struct tly_question *q = &sc->questions[m->qidx[j]];
+		int k = tly_question_nlabels(sc, q, data);
+		if (k < 2 || k > MAX_LABELS)
+			continue;
+		for (int i = 0; i < rs->n; i++) {
+			int l = answer_label(q, json_object_get(rs->answers[i], q->name), k);
+			if (l < 0)
+				continue;
+			snprintf(ws, sizeof(ws), "%lld", (long long)rs->user[i]);
+			snprintf(ls, sizeof(ls), "%d", l);
+			if (tly_answers_add(&m->a[j], qs, strlen(qs), ws, strlen(ws), ls, strlen(ls), 0,
+					    why, sizeof(why)) != TLY_Q_OK) {
+				rc = q_fail(err, "refit", why);
+				break;
+			}
+			m->answers++;
+		}
+		int gl = gold ? answer_label(q, json_object_get(gold, q->name), k) : -1;
+		if (gl >= 0) {
+			snprintf(ls, sizeof(ls), "%d", gl);
+			tly_answers_add_label(&m->a[j], ls, strlen(ls), NULL, 0);
+			if (m->ngold[j] == m->capgold[j]) {
+				m->capgold[j] = m->capgold[j] ? 2 * m->capgold[j] : 64;
+				m->gold_task[j] = tly_xrealloc(m->gold_task[j], m->capgold[j] * sizeof(int64_t));
+				m->gold_label[j] = tly_xrealloc(m->gold_label[j], m->capgold[j] * sizeof(int));
+			}
+			m->gold_task[j][m->ngold[j]] = task->id;
+			m->gold_label[j][m->ngold[j]++] = gl;
+		}
+	}
+	json_decref(gold);
+	json_decref(data);
+	return rc;
+}
+
+typedef enum tly_code (*walk_fn)(void *arg, struct store_task *task, struct resp_set *rs,
+				 struct tly_err *err);
+
+struct walk_batch {
+	struct store_task *rows;
+	int n;
+};
+
+static int keep_row(void *arg, const struct store_task *row)
+{
+	struct walk_batch *b = arg;
+	struct store_task *c = &b->rows[b->n++];
+
+	*c = *row;
+	c->unique_id = NULL;
+	c->metadata = NULL;
+	c->data = tly_xstrdup(row->data);
+	c->gold = row->gold ? tly_xstrdup(row->gold) : NULL;
+	c->consensus = row->consensus ? tly_xstrdup(row->consensus) : NULL;
+	return 0;
+}
+
+/* Calls fn for every task of the project that has responses, in id order;
+ * with `write`, each batch of tasks runs in its own short transaction. */
+static enum tly_code walk(struct tly *t, int64_t project, int write, walk_fn fn, void *arg,
+			  struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct walk_batch b = { tly_xcalloc(WALK_BATCH, sizeof(struct store_task)), 0 };
+	int64_t after = 0;
+	enum tly_code rc = TLY_OK;
+
+	for (;;) {
+		b.n = 0;
+		if ((rc = s->ops->task_list(s, project, -1, after, WALK_BATCH, keep_row, &b, err)))
+			break;
+		if (b.n == 0)
+			break;
+		if (write && (rc = s->ops->begin(s, err)) != TLY_OK)
+			break;
+		for (int i = 0; i < b.n && rc == TLY_OK; i++) {
+			struct resp_set rs = { 0 };
+			if (b.rows[i].n_responses > 0 &&
+			    (rc = s->ops->response_list(s, b.rows[i].id, collect, &rs, err)) == TLY_OK)
+				rc = fn(arg, &b.rows[i], &rs, err);
+			resp_clear(&rs);
+		}
+		if (write) {
+			if (rc == TLY_OK)
+				rc = s->ops->commit(s, err);
+			else
+				s->ops->rollback(s);
+		}
+		after = b.rows[b.n - 1].id;
+		for (int i = 0; i < b.n; i++)
+			store_task_clear(&b.rows[i]);
+		if (rc != TLY_OK || b.n < WALK_BATCH)
+			break;
+	}
+	for (int i = 0; i < b.n; i++)
+		store_task_clear(&b.rows[i]);
+	free(b.rows);
+	return rc;
+}
+
+struct build_ctx {
+	struct model *m;
+	const struct tly_schema *sc;
+};
+
+static enum tly_code build_cb(void *arg, struct store_task *task, struct resp_set *rs,
+			      struct tly_err *err)
+{
+	struct build_ctx *c = arg;
+	return model_add_task(c->m, c->sc, task, rs, err);
+}
+
+static enum tly_code model_build(struct tly *t, const struct tly__project *p, struct model *m,
+				 struct tly_err *err)
+{
+	struct build_ctx c = { m, p->schema };
+	char why[160];
+	enum tly_code rc;
+
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; i < p->schema->nquestions; i++) {
+		enum tly_question_type ty = p->schema->questions[i].type;
+		if (ty == TLY_Q_CHOICE || ty == TLY_Q_RATING || ty == TLY_Q_COMPARE) {
+			m->qidx[m->nq] = i;
+			tly_answers_init(&m->a[m->nq]);
+			m->nq++;
+		}
+	}
+	rc = walk(t, p->row.id, 0, build_cb, &c, err);
+	for (int j = 0; j < m->nq && rc == TLY_OK; j++)
+		if (tly_answers_finish(&m->a[j], NULL, why, sizeof(why)) != TLY_Q_OK)
+			rc = q_fail(err, "refit", why);
+	return rc;
+}
+
+/* ---- refit ---------------------------------------------------------------------- */
+
+struct fit {
+	struct model m;
+	struct tly_agg_result res[TLY_MAX_QUESTIONS];
+	const struct tly__project *p;
+	struct tly *t;
+	long long completed, updated;
+};
+
+static int label_of(const struct tly_answers *a, uint32_t id)
+{
+	size_t n;
+	const char *s = tly_answers_label_name(a, id, &n);
+	return s ? atoi(s) : -1;
+}
+
+static enum tly_code apply_cb(void *arg, struct store_task *task, struct resp_set *rs,
+			      struct tly_err *err)
+{
+	struct fit *f = arg;
+	struct store *s = f->t->store;
+	const struct tly_schema *sc = f->p->schema;
+	json_t *cons = task->consensus ? tly__parse_stored(task->consensus) : json_object();
+	json_t *data = tly__parse_stored(task->data);
+	char qs[24], *text;
+	int all = 1, ncat = 0;
+	enum tly_code rc = TLY_OK;
+
+	(void)rs;
+	if (!json_is_object(cons)) {
+		json_decref(cons);
+		cons = json_object();
+	}
+	snprintf(qs, sizeof(qs), "%lld", (long long)task->id);
+	for (int j = 0; j < f->m.nq; j++) {
+		const struct tly_question *q = &sc->questions[f->m.qidx[j]];
+		uint32_t qid = tly_answers_question_id(&f->m.a[j], qs, strlen(qs));
+		json_t *e = json_object_get(cons, q->name);
+		int k = tly_question_nlabels(sc, q, data), l;
+		if (qid == UINT32_MAX || !json_is_object(e))
+			continue;
+		l = label_of(&f->m.a[j], f->res[j].label[qid]);
+		if (l < 0 || l >= k)
+			continue;
+		json_object_set_new(e, "label", label_json(q, l, k));
+		json_object_set_new(e, "confidence", json_real(f->res[j].confidence[qid]));
+		json_object_set_new(e, "method", json_string("dawid_skene"));
+		ncat++;
+		if (f->res[j].confidence[qid] < sc->quality.confidence_target)
+			all = 0;
+	}
+	if (ncat && !task->is_gold) {
+		text = json_dumps(cons, JSON_COMPACT);
+		rc = s->ops->task_set_consensus(s, task->id, text, err);
+		free(text);
+		f->updated++;
+		if (rc == TLY_OK && all && sc->quality.confidence_target > 0 &&
+		    task->status < TLY_TASK_COMPLETED && task->n_responses >= sc->min_responses) {
+			rc = s->ops->task_update(s, task->id, TLY_TASK_COMPLETED, task->n_responses,
+						 task->n_leases, err);
+			f->completed++;
+		}
+	}
+	json_decref(data);
+	json_decref(cons);
+	return rc;
+}
+
+struct wq { int64_t user; double sum, w; };
+
+enum tly_code tly_quality_refit(struct tly *t, const struct tly_actor *a, const char *project,
+				json_t **out, struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct tly__project p;
+	struct fit *f = tly_xcalloc(1, sizeof(*f));
+	struct wq *wq = NULL;
+	size_t nwq = 0;
+	json_t *questions = json_array();
+	char why[200], key[64];
+	int64_t now = tly_now_ms();
+	enum tly_code rc;
+
+	*out = NULL;
+	if ((rc = tly__project_load(t, a, project, TLY_ROLE_MANAGER, &p, err)) != TLY_OK)
+		goto done;
+	f->p = &p;
+	f->t = t;
+	if ((rc = model_build(t, &p, &f->m, err)) != TLY_OK)
+		goto out;
+	for (int j = 0; j < f->m.nq; j++) {
+		struct tly_answers *A = &f->m.a[j];
+		int32_t *gold = NULL;
+		if (A->n_questions == 0)
+			continue;
+		if (f->m.ngold[j]) {
+			gold = tly_xmalloc(A->n_questions * sizeof(int32_t));
+			for (uint32_t i = 0; i < A->n_questions; i++)
+				gold[i] = TLY_AGG_NO_GOLD;
+			for (size_t g = 0; g < f->m.ngold[j]; g++) {
+				char qs[24], ls[16];
+				snprintf(qs, sizeof(qs), "%lld", (long long)f->m.gold_task[j][g]);
+				snprintf(ls, sizeof(ls), "%d", f->m.gold_label[j][g]);
+				uint32_t qid = tly_answers_question_id(A, qs, strlen(qs));
+				uint32_t lid = tly_answers_label_id(A, ls, strlen(ls));
+				if (qid != UINT32_MAX && lid != UINT32_MAX)
+					gold[qid] = (int32_t)lid;
+			}
+		}
+		int qrc = tly_aggregate(A, TLY_AGG_DSP, gold, NULL, &f->res[j], why, sizeof(why));
+		free(gold);
+		if (qrc != TLY_Q_OK) {
+			rc = q_fail(err, "refit", why);
+			goto out;
+		}
+		json_array_append_new(questions,
+				      json_pack("{s:s,s:I,s:I,s:i}", "name",
+						p.schema->questions[f->m.qidx[j]].name,
+						(json_int_t)A->q_off[A->n_questions],
+						(json_int_t)A->n_questions, (int)f->res[j].iterations));
+		/* accumulate each worker's accuracy, weighted by answers */
+		for (uint32_t w = 0; w < A->n_workers; w++) {
+			size_t n;
+			const char *ws = tly_answers_worker_name(A, w, &n);
+			int64_t uid = ws ? strtoll(ws, NULL, 10) : 0;
+			size_t cnt = 0, i;
+			for (uint32_t x = 0; x < A->q_off[A->n_questions]; x++)
+				cnt += A->a_worker[x] == w;
+			for (i = 0; i < nwq && wq[i].user != uid; i++)
+				;
+			if (i == nwq) {
+				wq = tly_xrealloc(wq, (nwq + 1) * sizeof(*wq));
+				wq[nwq++] = (struct wq){ uid, 0, 0 };
+			}
+			wq[i].sum += f->res[j].worker_quality[w] * (double)cnt;
+			wq[i].w += (double)cnt;
+		}
+	}
+	if ((rc = walk(t, p.row.id, 1, apply_cb, f, err)) != TLY_OK)
+		goto out;
+	if ((rc = s->ops->begin(s, err)) != TLY_OK)
+		goto out;
+	for (size_t i = 0; i < nwq && rc == TLY_OK; i++) {
+		struct store_stats st;
+		if ((rc = s->ops->stats_get(s, p.row.id, wq[i].user, &st, err)) != TLY_OK)
+			break;
+		st.quality = wq[i].w > 0 ? wq[i].sum / wq[i].w : -1;
+		rc = s->ops->stats_put(s, &st, err);
+	}
+	json_t *summary = json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:o}", "method", "dawid_skene",
+				    "fitted_at", tly__time(now), "answers", (json_int_t)f->m.answers,
+				    "annotators", (json_int_t)nwq, "tasks_updated",
+				    (json_int_t)f->updated, "tasks_completed", (json_int_t)f->completed,
+				    "questions", json_incref(questions));
+	char *text = json_dumps(summary, JSON_COMPACT);
+	snprintf(key, sizeof(key), "fit:%lld", (long long)p.row.id);
+	if (rc == TLY_OK)
+		rc = s->ops->meta_set(s, key, text, (int)strlen(text), err);
+	free(text);
+	if (rc == TLY_OK)
+		rc = s->ops->commit(s, err);
+	else
+		s->ops->rollback(s);
+	if (rc == TLY_OK)
+		*out = summary;
+	else
+		json_decref(summary);
+out:
+	for (int j = 0; j < f->m.nq; j++)
+		tly_agg_result_release(&f->res[j]);
+	model_release(&f->m);
+	store_project_clear(&p.row);
+done:
+	json_decref(questions);
+	free(wq);
+	free(f);
+	return rc;
+}
+
+/* ---- report ------------------------------------------------------------------------ */
+
+struct agree { int64_t user; long long answers, agree; };
+
+struct report_ctx {
+	const struct tly_schema *sc;
+	struct agree *ag;
+	size_t nag;
+	long long gold_tasks, responses;
+};
+
+static struct agree *agree_of(struct report_ctx *c, int64_t user)
+{
+	for (size_t i = 0; i < c->nag; i++)
+		if (c->ag[i].user == user)
+			return &c->ag[i];
+	c->ag = tly_xrealloc(c->ag, (c->nag + 1) * sizeof(*c->ag));
+	c->ag[c->nag] = (struct agree){ user, 0, 0 };
+	return &c->ag[c->nag++];
+}
+
+static enum tly_code report_cb(void *arg, struct store_task *task, struct resp_set *rs,
+			       struct tly_err *err)
+{
+	struct report_ctx *c = arg;
+	json_t *cons, *data;
+
+	(void)err;
+	c->responses += rs->n;
+	if (task->is_gold) {
+		c->gold_tasks++;
+		return TLY_OK;
+	}
+	cons = tly__parse_stored(task->consensus);
+	data = tly__parse_stored(task->data);
+	for (int i = 0; i < rs->n; i++) {
+		struct agree *g = agree_of(c, rs->user[i]);
+		for (int qi = 0; qi < c->sc->nquestions; qi++) {
+			const struct tly_question *q = &c->sc->questions[qi];
+			json_t *mine = json_object_get(rs->answers[i], q->name);
+			json_t *e = json_object_get(cons, q->name);
+			if (!mine || !json_is_object(e) || tly_question_nlabels(c->sc, q, data) < 2)
+				continue;
+			g->answers++;
+			g->agree += json_equal(mine, json_object_get(e, "label"));
+		}
+	}
+	json_decref(cons);
+	json_decref(data);
+	return TLY_OK;
+}
+
+struct stats_ctx {
+	struct tly *t;
+	const struct tly__project *p;
+	struct report_ctx *rc;
+	json_t *list;
+};
+
+static int stats_cb(void *arg, const struct store_stats *st)
+{
+	struct stats_ctx *c = arg;
+	struct agree *g = agree_of(c->rc, st->user_id);
+	double lo, hi;
+	char why[200];
+	json_t *o;
+
+	tly_wilson((unsigned)st->gold_correct, (unsigned)st->gold_seen, WILSON_Z, &lo, &hi);
+	o = json_pack("{s:o,s:i,s:{s:i,s:i,s:o,s:f,s:f},s:o,s:o,s:b}",
+		      "user_id", tly__id(c->t, TLY_USER, st->user_id), "responses", st->answered,
+		      "gold", "seen", st->gold_seen, "correct", st->gold_correct, "accuracy",
+		      st->gold_seen ? json_real((double)st->gold_correct / st->gold_seen) : json_null(),
+		      "wilson_low", lo, "wilson_high", hi,
+		      "agreement_with_consensus",
+		      g->answers ? json_real((double)g->agree / (double)g->answers) : json_null(),
+		      "estimated_accuracy", st->quality >= 0 ? json_real(st->quality) : json_null(),
+		      "paused", tly__paused(c->p, st, why, sizeof(why)));
+	json_array_append_new(c->list, o);
+	return 0;
+}
+
+enum tly_code tly_quality_report(struct tly *t, const struct tly_actor *a, const char *project,
+				 json_t **out, struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct tly__project p;
+	struct model m;
+	struct report_ctx rc_ctx = { 0 };
+	struct stats_ctx sx;
+	json_t *questions = NULL, *annotators = NULL, *counts, *fit = json_null();
+	int64_t counts_v[TLY_TASK_NSTATUS];
+	char key[64], *text = NULL;
+	enum tly_code rc;
+
+	*out = NULL;
+	if ((rc = tly__project_load(t, a, project, TLY_ROLE_REVIEWER, &p, err)) != TLY_OK)
+		return rc;
+	rc_ctx.sc = p.schema;
+	if ((rc = model_build(t, &p, &m, err)) != TLY_OK)
+		goto out;
+	questions = json_array();
+	for (int j = 0; j < m.nq; j++) {
+		const struct tly_question *q = &p.schema->questions[m.qidx[j]];
+		enum tly_level lv = q->type == TLY_Q_RATING ? TLY_LEVEL_INTERVAL : TLY_LEVEL_NOMINAL;
+		double alpha = 0;
+		size_t units = 0, values = 0;
+		int ok = tly_krippendorff_alpha(&m.a[j], lv, &alpha, &units, &values, NULL, 0) == TLY_Q_OK;
+		json_array_append_new(questions,
+				      json_pack("{s:s,s:s,s:s,s:o,s:I,s:I}", "name", q->name, "type",
+						tly_question_type_name(q->type), "alpha_level",
+						tly_level_name(lv), "krippendorff_alpha",
+						ok && isfinite(alpha) ? json_real(alpha) : json_null(),
+						"units", (json_int_t)units, "answers",
+						(json_int_t)m.a[j].q_off[m.a[j].n_questions]));
+	}
+	model_release(&m);
+	if ((rc = walk(t, p.row.id, 0, report_cb, &rc_ctx, err)) != TLY_OK)
+		goto out;
+	annotators = json_array();
+	sx = (struct stats_ctx){ t, &p, &rc_ctx, annotators };
+	if ((rc = s->ops->stats_list(s, p.row.id, stats_cb, &sx, err)) != TLY_OK)
+		goto out;
+	if ((rc = s->ops->project_counts(s, p.row.id, counts_v, err)) != TLY_OK)
+		goto out;
+	counts = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "queued", (json_int_t)counts_v[0],
+			   "in_progress", (json_int_t)counts_v[1], "completed", (json_int_t)counts_v[2],
+			   "canceled", (json_int_t)counts_v[3], "gold_tasks", (json_int_t)rc_ctx.gold_tasks,
+			   "responses", (json_int_t)rc_ctx.responses);
+	snprintf(key, sizeof(key), "fit:%lld", (long long)p.row.id);
+	if (s->ops->meta_get_text(s, key, &text, NULL) == TLY_OK) {
+		json_decref(fit);
+		fit = tly__parse_stored(text);
+		free(text);
+	}
+	*out = json_pack("{s:o,s:o,s:o,s:o,s:o}", "project_id", tly__id(t, TLY_PROJECT, p.row.id),
+			 "counts", counts, "questions", questions, "annotators", annotators,
+			 "last_fit", fit);
+	questions = annotators = fit = NULL;
+out:
+	json_decref(questions);
+	json_decref(annotators);
+	json_decref(fit);
+	free(rc_ctx.ag);
+	store_project_clear(&p.row);
+	return rc;
+}
