@@ -206,3 +206,29 @@ int cmd_routes(struct cli *c, int argc, char **argv)
 	tly_http_routes(stdout);
 	return EXIT_OK;
 }
+
+int cmd_quality(struct cli *c, int argc, char **argv)
+{
+	const char *project = cli_arg(argc, argv, 0, valued);
+	struct tly_actor a;
+	struct tly_err err;
+	json_t *out = NULL;
+	int rc, refit = cli_flag(argc, argv, "--refit");
+
+	tly_err_clear(&err);
+	if (!project)
+		return usage_fail("usage: tally quality PROJECT [--refit]");
+	if ((rc = cli_open(c, 0)) != EXIT_OK)
+		return rc;
+	if (tly_actor_for_project(c->t, project, &a, &err) != TLY_OK)
+		return cli_fail(&err);
+	if (refit && tly_quality_refit(c->t, &a, project, &out, &err) != TLY_OK)
+		return cli_fail(&err);
+	json_decref(out);
+	if (tly_quality_report(c->t, &a, project, &out, &err) != TLY_OK)
+		return cli_fail(&err);
+	json_dumpf(out, stdout, JSON_INDENT(2));
+	putchar('\n');
+	json_decref(out);
+	return EXIT_OK;
+}

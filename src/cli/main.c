@@ -33,6 +33,7 @@ static const struct command {
 	{ "export", cmd_export, "export PROJECT [--format jsonl] [--status STATUS]" },
 	{ "serve", cmd_serve, "serve [--listen ADDR:PORT] [--max-body BYTES]" },
 	{ "routes", cmd_routes, "routes                            the HTTP route table" },
+	{ "quality", cmd_quality, "quality PROJECT [--refit]         quality report (refit the model first)" },
 	{ "aggregate", quality_aggregate, "aggregate [--method dsp|ds|mv|ods|mace] FILE  consensus labels (default dsp)" },
 	{ "agreement", quality_agreement, "agreement --metric cohen|fleiss|alpha FILE  agreement figures" },
 };

@@ -7,6 +7,7 @@
 #include "http/server.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -46,8 +47,22 @@ struct pending {
 	struct pending *next;
 };
 
+/* The refit worker: a thread with its own database connection, fed project
+ * ids; the event loop never waits for a model fit. */
+#define REFIT_QUEUE 64
+
+struct refitter {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	char queue[REFIT_QUEUE][32];
+	int n, stop, started;
+	const char *path;
+};
+
 struct server {
 	struct tly *t;
+	struct refitter refit;
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
@@ -367,6 +382,72 @@ static void stream_start(struct stream *st)
 	stream_more(NULL, st);
 }
 
+/* ---- quality ------------------------------------------------------------------- */
+
+static void refit_enqueue(struct refitter *r, const char *project)
+{
+	pthread_mutex_lock(&r->lock);
+	int dup = 0;
+	for (int i = 0; i < r->n; i++)
+		dup |= strcmp(r->queue[i], project) == 0;
+	if (!dup && r->n < REFIT_QUEUE)
+		snprintf(r->queue[r->n++], sizeof(r->queue[0]), "%s", project);
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void *refit_main(void *arg)
+{
+	struct refitter *r = arg;
+	struct tly *t = NULL;
+	struct tly_err err;
+	char project[32];
+
+	tly_err_clear(&err);
+	if (tly_open(r->path, 0, &t, &err) != TLY_OK) {
+		fprintf(stderr, "tally: refit worker: %s\n", err.message);
+		return NULL;
+	}
+	for (;;) {
+		struct tly_actor a;
+		json_t *out = NULL;
+		pthread_mutex_lock(&r->lock);
+		while (!r->n && !r->stop)
+			pthread_cond_wait(&r->wake, &r->lock);
+		if (r->stop) {
+			pthread_mutex_unlock(&r->lock);
+			break;
+		}
+		memcpy(project, r->queue[0], sizeof(project));
+		memmove(r->queue[0], r->queue[1], (size_t)(r->n - 1) * sizeof(r->queue[0]));
+		r->n--;
+		pthread_mutex_unlock(&r->lock);
+		tly_err_clear(&err);
+		if (tly_actor_for_project(t, project, &a, &err) != TLY_OK ||
+		    tly_quality_refit(t, &a, project, &out, &err) != TLY_OK)
+			fprintf(stderr, "tally: refit of %s failed: %s\n", project, err.message);
+		json_decref(out);
+	}
+	tly_close(t);
+	return NULL;
+}
+
+static enum tly_code h_quality(struct req *r, json_t **out, struct tly_err *err)
+{
+	return tly_quality_report(r->t, &r->actor, r->params[0], out, err);
+}
+
+static enum tly_code h_refit(struct req *r, json_t **out, struct tly_err *err)
+{
+	enum tly_code rc = tly_project_access(r->t, &r->actor, r->params[0], TLY_ROLE_MANAGER, err);
+
+	if (rc == TLY_OK) {
+		refit_enqueue(&r->srv->refit, r->params[0]);
+		*out = json_pack("{s:b,s:s}", "queued", 1, "project_id", r->params[0]);
+	}
+	return rc;
+}
+
 /* ---- the route table --------------------------------------------------------- */
 
 static const struct route routes[] = {
@@ -379,6 +460,8 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/tasks", h_task_list, 200, 0 },
 	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK },
 	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/export", h_export, 200, STREAMS },
+	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/quality", h_quality, 200, 0 },
+	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/quality/refit", h_refit, 202, 0 },
 	{ EVHTTP_REQ_GET, "/api/v1/tasks/{id}", h_task_get, 200, 0 },
 	{ EVHTTP_REQ_POST, "/api/v1/tasks/{id}/cancel", h_task_cancel, 200, 0 },
 	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/submit", h_submit, 201, BODY },
@@ -446,6 +529,7 @@ static const char *reason(int status)
 	switch (status) {
 	case 200: return "OK";
 	case 201: return "Created";
+	case 202: return "Accepted";
 	case 204: return "No Content";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
@@ -578,8 +662,12 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 		goto fail_rc;
 	if (rt->flags & STREAMS)
 		goto out; /* the handler answers on its own */
-	if (!out && (rt->flags & NO_CONTENT_OK))
+	if (!out && (rt->flags & NO_CONTENT_OK)) {
+		if (err.message[0]) /* e.g. why an annotator gets no task */
+			evhttp_add_header(evhttp_request_get_output_headers(ev), "Tally-Reason",
+					  err.message);
 		reply_bytes(srv, ev, 204, NULL, 0);
+	}
 	else if (out)
 		reply_json(srv, ev, rt->status, out);
 	else {
@@ -597,6 +685,11 @@ out:
 	json_decref(out);
 	json_decref(r.body);
 	evhttp_clear_headers(&r.query);
+	{
+		char due[32];
+		while (tly_refit_due(srv->t, due))
+			refit_enqueue(&srv->refit, due);
+	}
 }
 
 /* ---- life cycle ------------------------------------------------------------------------ */
@@ -658,6 +751,10 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	if (!srv.base || !srv.http)
 		goto out;
 	srv.flush_ev = event_new(srv.base, -1, 0, flush, &srv);
+	srv.refit.path = tly_path(t);
+	pthread_mutex_init(&srv.refit.lock, NULL);
+	pthread_cond_init(&srv.refit.wake, NULL);
+	srv.refit.started = pthread_create(&srv.refit.thread, NULL, refit_main, &srv.refit) == 0;
 	evhttp_set_max_body_size(srv.http, (ev_ssize_t)o->max_body);
 	evhttp_set_max_headers_size(srv.http, 64 * 1024);
 	evhttp_set_timeout(srv.http, 120);
@@ -689,6 +786,13 @@ out:
 	}
 	if (srv.flush_ev)
 		event_free(srv.flush_ev);
+	if (srv.refit.started) {
+		pthread_mutex_lock(&srv.refit.lock);
+		srv.refit.stop = 1;
+		pthread_cond_signal(&srv.refit.wake);
+		pthread_mutex_unlock(&srv.refit.lock);
+		pthread_join(srv.refit.thread, NULL);
+	}
 	if (srv.drain_timer)
 		event_free(srv.drain_timer);
 	if (srv.sigterm)

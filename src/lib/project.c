@@ -95,3 +95,14 @@ enum tly_code tly_project_list(struct tly *t, const struct tly_actor *a, json_t 
 	*out = json_pack("{s:o}", "projects", c.list);
 	return TLY_OK;
 }
+
+enum tly_code tly_project_access(struct tly *t, const struct tly_actor *a, const char *project,
+				 enum tly_role min, struct tly_err *err)
+{
+	struct tly__project p;
+	enum tly_code rc = tly__project_load(t, a, project, min, &p, err);
+
+	if (rc == TLY_OK)
+		store_project_clear(&p.row);
+	return rc;
+}

@@ -314,7 +314,7 @@ static int keep_row(void *arg, const struct store_task *row)
 	return 0;
 }
 
-/* Calls fn for every task of the project that has responses, in id order;
+/* Calls fn for every task of the project with its responses, in id order;
  * with `write`, each batch of tasks runs in its own short transaction. */
 static enum tly_code walk(struct tly *t, int64_t project, int write, walk_fn fn, void *arg,
 			  struct tly_err *err)
@@ -334,8 +334,9 @@ static enum tly_code walk(struct tly *t, int64_t project, int write, walk_fn fn,
 			break;
 		for (int i = 0; i < b.n && rc == TLY_OK; i++) {
 			struct resp_set rs = { 0 };
-			if (b.rows[i].n_responses > 0 &&
-			    (rc = s->ops->response_list(s, b.rows[i].id, collect, &rs, err)) == TLY_OK)
+			if (b.rows[i].n_responses > 0)
+				rc = s->ops->response_list(s, b.rows[i].id, collect, &rs, err);
+			if (rc == TLY_OK)
 				rc = fn(arg, &b.rows[i], &rs, err);
 			resp_clear(&rs);
 		}
@@ -510,9 +511,10 @@ enum tly_code tly_quality_refit(struct tly *t, const struct tly_actor *a, const 
 		}
 		json_array_append_new(questions,
 				      json_pack("{s:s,s:I,s:I,s:i}", "name",
-						p.schema->questions[f->m.qidx[j]].name,
-						(json_int_t)A->q_off[A->n_questions],
-						(json_int_t)A->n_questions, (int)f->res[j].iterations));
+						p.schema->questions[f->m.qidx[j]].name, "answers",
+						(json_int_t)A->q_off[A->n_questions], "tasks",
+						(json_int_t)A->n_questions, "iterations",
+						(int)f->res[j].iterations));
 		/* accumulate each worker's accuracy, weighted by answers */
 		for (uint32_t w = 0; w < A->n_workers; w++) {
 			size_t n;

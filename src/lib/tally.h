@@ -142,3 +142,7 @@ enum tly_code tly_quality_report(struct tly *t, const struct tly_actor *a, const
 int tly_refit_due(struct tly *t, char project_out[32]);
 /* The database path this handle was opened on. */
 const char *tly_path(const struct tly *t);
+/* TLY_OK when the actor sees the project and holds at least `min` there
+ * (TLY_ENOTFOUND / TLY_EFORBIDDEN otherwise). */
+enum tly_code tly_project_access(struct tly *t, const struct tly_actor *a, const char *project,
+				 enum tly_role min, struct tly_err *err);
