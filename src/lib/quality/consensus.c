@@ -30,10 +30,12 @@ uint32_t tly_onecoin_posterior(uint32_t k, size_t n, const uint32_t *labels, con
 			post[c] += c == labels[i] ? right : wrong;
 	}
 	for (uint32_t c = 0; c < k; c++)
-		if (post[c] > mx) {
+		if (post[c] > mx)
 			mx = post[c];
-			best = c;
-		}
+	/* the smallest label within rounding of the top: sums of the same logs
+	 * in another order must not break a tie differently */
+	for (best = 0; best < k && post[best] < mx - 1e-9; best++)
+		;
 	for (uint32_t c = 0; c < k; c++) {
 		post[c] = exp(post[c] - mx);
 		sum += post[c];
