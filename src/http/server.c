@@ -25,6 +25,8 @@ extern const char tly_openapi_json[];
 extern const size_t tly_openapi_json_len;
 
 #define MAX_PARAMS 2
+#define BATCH_MAX_REQUESTS 256
+#define BATCH_MAX_MS 5
 #define EXPORT_BATCH 512
 #define EXPORT_BUF_CAP (256u << 20)
 
@@ -70,7 +72,8 @@ struct server {
 	int draining, streams;
 	int64_t drain_deadline;
 	/* group commit: requests handled in one loop pass share one transaction */
-	int batch_open;
+	int batch_open, batch_n;
+	int64_t batch_started;
 	struct pending *head, **tail;
 	long batches, batched;
 };
@@ -220,6 +223,8 @@ static void batch_open(struct server *srv)
 		return; /* requests then commit one by one */
 	}
 	srv->batch_open = 1;
+	srv->batch_n = 0;
+	srv->batch_started = tly_now_ms();
 	srv->batches++;
 	event_active(srv->flush_ev, EV_TIMEOUT, 1);
 }
@@ -260,6 +265,7 @@ static void flush(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!srv->batch_open)
 		return;
+	event_del(srv->flush_ev); /* when called early (batch cap) */
 	tly_err_clear(&err);
 	ok = s->ops->commit(s, &err) == TLY_OK;
 	srv->batch_open = 0;
@@ -690,6 +696,11 @@ out:
 		while (tly_refit_due(srv->t, due))
 			refit_enqueue(&srv->refit, due);
 	}
+	/* a batch is bounded: a pass with many or slow requests must not hold
+	 * every reply back until its end */
+	if (srv->batch_open && (++srv->batch_n >= BATCH_MAX_REQUESTS ||
+				tly_now_ms() - srv->batch_started >= BATCH_MAX_MS))
+		flush(-1, 0, srv);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------ */

@@ -40,6 +40,7 @@ static const char schema_sql[] =
 	"  WHERE status < 2 AND is_gold = 0;"
 	"CREATE INDEX IF NOT EXISTS tasks_gold ON tasks(project_id, id) WHERE is_gold = 1;"
 	"CREATE INDEX IF NOT EXISTS tasks_status ON tasks(project_id, status, id);"
+	"CREATE INDEX IF NOT EXISTS tasks_project ON tasks(project_id);"
 	"CREATE TABLE IF NOT EXISTS assignments(id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL,"
 	"  project_id INTEGER NOT NULL, user_id INTEGER NOT NULL, status INTEGER NOT NULL,"
 	"  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
@@ -108,18 +109,23 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_TASK_GET] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
 		       " n_responses, n_leases, created_at, is_gold, gold, consensus FROM tasks WHERE id=?1",
 	[S_TASK_LIST] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
-			" n_responses, n_leases, created_at, is_gold, gold, consensus FROM tasks"
+			" n_responses, n_leases, created_at, is_gold, gold, consensus"
+			" FROM tasks INDEXED BY tasks_project"
 			" WHERE project_id=?1 AND id>?2 ORDER BY id LIMIT ?3",
 	[S_TASK_LIST_STATUS] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
-			       " n_responses, n_leases, created_at, is_gold, gold, consensus FROM tasks"
+			       " n_responses, n_leases, created_at, is_gold, gold, consensus"
+			       " FROM tasks INDEXED BY tasks_status"
 			       " WHERE project_id=?1 AND status=?4 AND id>?2 ORDER BY id LIMIT ?3",
 	[S_TASK_UPDATE] = "UPDATE tasks SET status=?2, n_responses=?3, n_leases=?4 WHERE id=?1",
-	[S_TASK_NEXT] = "SELECT t.id FROM tasks t WHERE t.project_id=?1 AND t.status < 2 AND t.is_gold = 0"
+	/* INDEXED BY: the planner would rather sort every open task */
+	[S_TASK_NEXT] = "SELECT t.id FROM tasks t INDEXED BY tasks_open"
+			" WHERE t.project_id=?1 AND t.status < 2 AND t.is_gold = 0"
 			" AND t.n_responses + t.n_leases < ?3"
 			" AND NOT EXISTS (SELECT 1 FROM assignments a"
 			"   WHERE a.task_id = t.id AND a.user_id = ?2)"
 			" ORDER BY t.priority DESC, t.id LIMIT 1",
-	[S_TASK_NEXT_GOLD] = "SELECT t.id FROM tasks t WHERE t.project_id=?1 AND t.is_gold = 1"
+	[S_TASK_NEXT_GOLD] = "SELECT t.id FROM tasks t INDEXED BY tasks_gold"
+			     " WHERE t.project_id=?1 AND t.is_gold = 1"
 			     " AND t.status < 3 AND NOT EXISTS (SELECT 1 FROM assignments a"
 			     "   WHERE a.task_id = t.id AND a.user_id = ?2) ORDER BY t.id LIMIT 1",
 	[S_TASK_CONSENSUS] = "UPDATE tasks SET consensus=?2 WHERE id=?1",
