@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# bench/claim_submit.sh — claim+submit throughput of `tally serve`, beside its
+# ceilings measured in the same run:
+#   - HTTP: a libevent evhttp hello-world (bench/hello_evhttp.c), one thread,
+#     driven by the very same client (bench/loadgen.c) at the same concurrency;
+#   - disk: SQLite WAL synchronous=FULL commits/s on the tasks table (each
+#     claim and each submit is one such commit in tally today).
+#
+#   bench/claim_submit.sh [TASKS] [SECONDS] [CONCURRENCIES]
+#       defaults: 200000 tasks, 10 s per run, "8 64" annotators
+#
+# Everything runs on 127.0.0.1 in a temp directory; every process started is
+# stopped on exit. About 75 s with the defaults (after `make`).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+TASKS=${1:-200000}
+SECS=${2:-10}
+CONCS=${3:-8 64}
+MAXC=0
+for c in $CONCS; do [ "$c" -gt "$MAXC" ] && MAXC=$c; done
+[ "$TASKS" -ge 1 ] && [ "$MAXC" -ge 1 ] || die "usage: $0 [TASKS] [SECONDS] [CONCURRENCIES]"
+
+bench_setup
+T0=$(date +%s)
+
+say "setup: database, $MAXC annotators with keys, project, $TASKS tasks"
+"$TALLY" init
+ORG=$("$TALLY" org add bench)
+: >"$TMP/keys"
+for i in $(seq 1 "$MAXC"); do
+	"$TALLY" user add --org "$ORG" --email "a$i@bench.test" --role annotator >/dev/null
+	"$TALLY" key create --user "a$i@bench.test" 2>/dev/null >>"$TMP/keys"
+done
+write_schema "$TMP/schema.json"
+PRJ=$("$TALLY" project create --org "$ORG" --schema "$TMP/schema.json")
+gen_tasks "$TASKS" "$TMP/tasks.jsonl"
+timeout 300 "$TALLY" import "$PRJ" "$TMP/tasks.jsonl" >/dev/null
+rm -f "$TMP/tasks.jsonl"
+
+say "ceiling: SQLite commits/s (WAL, synchronous=FULL, tally's tasks table), 3 s each"
+C1=$(timeout 60 "$SQLITE_INSERT" commits "$TALLY_DB" "$TMP/commits.db" 3 1 | grep '^RESULT')
+C100=$(timeout 60 "$SQLITE_INSERT" commits "$TALLY_DB" "$TMP/commits.db" 3 100 | grep '^RESULT')
+rm -f "$TMP"/commits.db*
+
+declare -A RES CPU HRES COMMITS
+for c in $CONCS; do
+	# a fresh server per run, so its own counters (if it logs any) are per run
+	PORT=$(free_port)
+	say "claim+submit: $c annotators, $SECS s (tally serve on 127.0.0.1:$PORT)"
+	bg_start "$TMP/serve.$c.log" "$TALLY" serve --listen "127.0.0.1:$PORT"
+	SERVE=$BG_PID
+	wait_http "$SERVE" "$PORT" /api/v1/openapi.json ||
+		{ cat "$TMP/serve.$c.log" >&2; die "tally serve did not start"; }
+	head -n "$c" "$TMP/keys" >"$TMP/keys.$c"
+	t0=$(cpu_ticks "$SERVE")
+	timeout $((SECS + 60)) "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" --claim "$PRJ" --keys "$TMP/keys.$c" \
+		--answer '{"answers":{"label":"positive"},"duration_ms":1200}' | tee "$TMP/lg.$c" >&2
+	t1=$(cpu_ticks "$SERVE")
+	bg_stop "$SERVE"
+	RES[$c]=$(grep '^RESULT' "$TMP/lg.$c")
+	CPU[$c]=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$(field secs "${RES[$c]}")" \
+		'BEGIN { printf "%.0f%%", 100 * t / hz / s }')
+	# the server's own count, when it logs one ("N requests in M commits")
+	COMMITS[$c]=$(sed -n 's/.*(\([0-9]*\) requests in \([0-9]*\) commits).*/\1 requests in \2 commits/p' "$TMP/serve.$c.log" | tail -n1)
+	grep -iv 'listening\|draining\|stopped' "$TMP/serve.$c.log" | head -n 5 | sed "s/^/server log ($c): /" >&2 || true
+done
+
+# integrity after the load: no task over max_responses (1), responses = cycles
+SANITY="(sqlite3 CLI not found: not checked)"
+if command -v sqlite3 >/dev/null; then
+	NRESP=$(sqlite3 "$TALLY_DB" "SELECT count(*) FROM responses")
+	NOVER=$(sqlite3 "$TALLY_DB" "SELECT count(*) FROM (SELECT task_id FROM responses GROUP BY task_id HAVING count(*) > 1)")
+	NCYC=0 NCONN=0
+	for c in $CONCS; do NCYC=$((NCYC + $(field cycles "${RES[$c]}"))) NCONN=$((NCONN + c)); done
+	SANITY="$NRESP responses stored for $NCYC submits answered 201 (a submit in flight at a stop may add one per connection); tasks with more than one response: $NOVER"
+	[ "$NOVER" = 0 ] || SANITY="$SANITY  <-- BUG: max_responses broken"
+	[ "$NRESP" -ge "$NCYC" ] || SANITY="$SANITY  <-- BUG: fewer responses stored than acknowledged"
+	[ "$NRESP" -le $((NCYC + NCONN)) ] || SANITY="$SANITY  <-- odd: more responses than submits sent"
+fi
+
+PORT=$(free_port)
+say "ceiling: hello_evhttp on 127.0.0.1:$PORT"
+bg_start "$TMP/hello.log" "$HELLO" "$PORT"
+HELLOPID=$BG_PID
+wait_http "$HELLOPID" "$PORT" / || die "hello_evhttp did not start"
+for c in $CONCS; do
+	say "hello-world GET: $c connections, $SECS s"
+	timeout $((SECS + 60)) "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" --get / | tee "$TMP/hello.$c" >&2
+	HRES[$c]=$(grep '^RESULT' "$TMP/hello.$c")
+done
+bg_stop "$HELLOPID"
+
+# ---- the table -----------------------------------------------------------------
+c1=$(field commits_s "$C1")
+c100=$(field rows_s "$C100")
+echo
+echo "tally claim+submit benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(machine)"
+echo "$TASKS tasks, choice question, min=max=1 response; $SECS s per run; client: bench/loadgen (1 thread, keep-alive)"
+echo
+printf '| %-52s | %-14s | %-44s | %-7s |\n' "what" "figure" "ceiling in the same run" "ratio"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..9})"
+for c in $CONCS; do
+	r=${RES[$c]} h=${HRES[$c]}
+	rq=$(field req_s "$r") hq=$(field req_s "$h")
+	printf '| %-52s | %-14s | %-44s | %-7s |\n' \
+		"claim+submit, $c annotators: HTTP requests/s" "$rq req/s" "hello-world evhttp, $c conns: $hq req/s" "$(ratio "$rq" "$hq")"
+	printf '| %-52s | %-14s | %-44s | %-7s |\n' \
+		"same: write requests/s (claim and submit both write)" "$rq req/s" "SQLite 1 row/commit (FULL): $c1 commits/s" "$(ratio "$rq" "$c1")"
+	printf '| %-52s | %-14s | %-44s | %-7s |\n' \
+		"same: tasks labelled/s (claim+submit cycles)" "$(field cycles_s "$r")/s" "" ""
+done
+echo
+echo "latency per request (ms) and server CPU (one thread; 100% = one core):"
+printf '| %-11s | %-22s | %-22s | %-22s | %-8s | %-6s |\n' "annotators" "claim p50 / p99 / max" "submit p50 / p99 / max" "hello p50 / p99 / max" "errors" "CPU"
+printf '|%s|%s|%s|%s|%s|%s|\n' "-------------" "------------------------" "------------------------" "------------------------" "----------" "--------"
+for c in $CONCS; do
+	r=${RES[$c]} h=${HRES[$c]}
+	printf '| %-11s | %-22s | %-22s | %-22s | %-8s | %-6s |\n' "$c" \
+		"$(field claim_p50_ms "$r") / $(field claim_p99_ms "$r") / $(field claim_max_ms "$r")" \
+		"$(field submit_p50_ms "$r") / $(field submit_p99_ms "$r") / $(field submit_max_ms "$r")" \
+		"$(field get_p50_ms "$h") / $(field get_p99_ms "$h") / $(field get_max_ms "$h")" \
+		"$(field errors "$r")" "${CPU[$c]}"
+done
+echo
+for c in $CONCS; do
+	if [ -n "${COMMITS[$c]}" ]; then
+		echo "server ($c annotators): ${COMMITS[$c]} (its own count, all requests)"
+	fi
+done
+echo "group-commit headroom: SQLite 100 rows/commit (FULL) = $c100 rows/s in this run"
+echo "integrity: $SANITY"
+echo "total run time: $(($(date +%s) - T0)) s"

@@ -1,0 +1,151 @@
+# bench/lib.sh — helpers shared by the benchmark scripts (sourced, not run).
+# Every process a script starts goes through bg_start so the EXIT trap can
+# stop it; everything lives in one temp directory that the trap removes
+# (KEEP=1 keeps it for a post-mortem).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+BG_PIDS=()
+TMP=
+
+die() { echo "bench: $*" >&2; exit 1; }
+say() { echo "== $*" >&2; }
+
+bench_setup() {
+	local b
+	for b in tally bench/loadgen bench/hello_evhttp bench/sqlite_insert bench/runstat; do
+		[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run make -C $ROOT -j2 first"
+	done
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/tally-bench.XXXXXX")
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+	# a private copy of every binary: the build tree may change under a long run
+	mkdir -p "$TMP/bin"
+	cp "$BUILD/tally" "$BUILD"/bench/{loadgen,hello_evhttp,sqlite_insert,runstat} "$TMP/bin/"
+	TALLY=$TMP/bin/tally
+	LOADGEN=$TMP/bin/loadgen
+	HELLO=$TMP/bin/hello_evhttp
+	SQLITE_INSERT=$TMP/bin/sqlite_insert
+	RUNSTAT=$TMP/bin/runstat
+	export TALLY_DB=$TMP/tally.db
+}
+
+bench_cleanup() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${BG_PIDS[@]}"; do
+		# give each a few seconds to drain, then force it
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.3
+		done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	BG_PIDS=()
+	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+		if [ "${KEEP:-0}" = 1 ]; then
+			echo "bench: kept $TMP" >&2
+		else
+			rm -rf "$TMP"
+		fi
+	fi
+}
+
+# bg_start LOGFILE CMD… — starts CMD in the background; its pid in BG_PID
+bg_start() {
+	local log=$1
+	shift
+	"$@" >"$log" 2>&1 &
+	BG_PID=$!
+	BG_PIDS+=("$BG_PID")
+}
+
+# bg_stop PID — SIGTERM, wait up to 5 s, then SIGKILL
+bg_stop() {
+	local p=$1 q keep=()
+	kill -TERM "$p" 2>/dev/null || true
+	for _ in $(seq 1 50); do
+		kill -0 "$p" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$p" 2>/dev/null || true
+	wait "$p" 2>/dev/null || true
+	for q in "${BG_PIDS[@]}"; do
+		[ "$q" = "$p" ] || keep+=("$q")
+	done
+	BG_PIDS=("${keep[@]}")
+}
+
+# a loopback port nobody listens on (checked, not reserved: bind may still race)
+free_port() {
+	local p
+	for _ in $(seq 1 100); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "no free port found"
+}
+
+# wait_http PID PORT PATH — until 127.0.0.1:PORT answers PATH (10 s at most)
+wait_http() {
+	local pid=$1 port=$2 path=$3
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || return 1
+		if curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$port$path"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# cpu_ticks PID — user+system clock ticks the process used so far
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# field KEY LINE — the value of KEY=… in a "RESULT k=v …" line
+field() {
+	local k=$1 line=$2
+	tr ' ' '\n' <<<"$line" | sed -n "s/^$k=//p" | head -n1
+}
+
+# ratio A B — A/B as a percentage with one decimal
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (b <= 0) { print "n/a"; exit }
+		r = 100 * a / b
+		printf (r >= 10 ? "%.0f%%" : r >= 1 ? "%.1f%%" : "%.2f%%"), r
+	}'
+}
+
+# gen_tasks N FILE — N tasks for the "text" field, JSONL as `tally import` takes it
+gen_tasks() {
+	awk -v n="$1" 'BEGIN {
+		split("positive negative neutral mixed", mood, " ")
+		for (i = 1; i <= n; i++)
+			printf "{\"data\":{\"text\":\"Review %d: the delivery was %s and the product felt %s; would I buy it again? Maybe.\"},\"unique_id\":\"t-%d\",\"priority\":%d,\"metadata\":{\"batch\":%d,\"source\":\"bench\"}}\n", \
+				i, (i % 7 ? "on time" : "late"), mood[i % 4 + 1], i, i % 3, int(i / 10000)
+	}' >"$2"
+}
+
+# the project every benchmark uses: one choice question, one answer per task
+write_schema() {
+	cat >"$1" <<'EOF'
+{"name":"bench","instructions":"Pick the feeling of the review.",
+ "fields":[{"name":"text","type":"text"}],
+ "questions":[{"name":"label","type":"choice","options":["positive","negative","neutral","mixed"]}],
+ "min_responses":1,"max_responses":1,"lease_seconds":600}
+EOF
+}
+
+machine() {
+	echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
+		"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+}
