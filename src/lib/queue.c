@@ -36,7 +36,7 @@ static enum tly_code drop_lease(struct store *s, int64_t task_id, struct tly_err
 	if (row.n_leases > 0)
 		row.n_leases--;
 	rc = s->ops->task_update(s, row.id, tly__task_status(row.status, row.n_responses, row.n_leases),
-				 row.n_responses, row.n_leases, err);
+				 row.n_responses, row.n_leases, NULL, err);
 	store_task_clear(&row);
 	return rc;
 }
@@ -151,7 +151,7 @@ enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *pr
 		goto rollback;
 	task.n_leases++;
 	rc = s->ops->task_update(s, task.id, tly__task_status(task.status, task.n_responses, task.n_leases),
-				 task.n_responses, task.n_leases, err);
+				 task.n_responses, task.n_leases, NULL, err);
 	if (rc != TLY_OK)
 		goto rollback;
 commit:
@@ -228,7 +228,7 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 	struct tly__project p;
 	struct store_task task = { 0 };
 	struct store_response r = { 0 };
-	struct store_stats st;
+	char *consensus = NULL;
 	const json_t *answers = json_object_get(body, "answers"), *dur;
 	json_t *data = NULL;
 	int64_t now = tly_now_ms();
@@ -275,14 +275,8 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 		goto rollback;
 	if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_SUBMITTED, asg.expires_at, err)) != TLY_OK)
 		goto rollback;
-	if ((rc = s->ops->stats_get(s, p.row.id, a->user_id, &st, err)) != TLY_OK)
-		goto rollback;
-	st.answered++;
-	if (task.is_gold) {
-		st.gold_seen++;
-		st.gold_correct += r.correct;
-	}
-	if ((rc = s->ops->stats_put(s, &st, err)) != TLY_OK)
+	if ((rc = s->ops->stats_bump(s, p.row.id, a->user_id, 1, task.is_gold ? 1 : 0,
+				     task.is_gold ? r.correct : 0, err)) != TLY_OK)
 		goto rollback;
 	task.n_responses++;
 	if (task.n_leases > 0)
@@ -291,14 +285,15 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 	if (!task.is_gold) {
 		/* adaptive redundancy: done at min_responses once the consensus is
 		 * confident enough (always, without a target), at max regardless */
-		if ((rc = tly__consensus_update(t, &p, &task, &confident, err)) != TLY_OK)
+		if ((rc = tly__consensus_compute(t, &p, &task, &confident, &consensus, err)) != TLY_OK)
 			goto rollback;
 		if (task.n_responses >= p.schema->max_responses ||
 		    (task.n_responses >= p.schema->min_responses && confident))
 			task.status = TLY_TASK_COMPLETED;
 		tly__note_answer(t, &p);
 	}
-	rc = s->ops->task_update(s, task.id, task.status, task.n_responses, task.n_leases, err);
+	rc = s->ops->task_update(s, task.id, task.status, task.n_responses, task.n_leases, consensus,
+				 err);
 	if (rc != TLY_OK)
 		goto rollback;
 	if ((rc = s->ops->commit(s, err)) != TLY_OK)
@@ -313,6 +308,7 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 rollback:
 	s->ops->rollback(s);
 out:
+	free(consensus);
 	free(r.answers);
 	json_decref(data);
 	store_task_clear(&task);

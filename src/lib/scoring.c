@@ -93,46 +93,58 @@ static double user_accuracy(const struct store_stats *st)
 	return DEFAULT_ACC;
 }
 
-enum tly_code tly__consensus_update(struct tly *t, const struct tly__project *p,
-				    const struct store_task *task, int *confident,
-				    struct tly_err *err)
+struct answers_ctx {
+	struct resp_set rs;
+	double acc[MAX_RESP];
+};
+
+static int collect_with_stats(void *arg, const struct store_response *r, const struct store_stats *st)
+{
+	struct answers_ctx *c = arg;
+
+	if (c->rs.n == MAX_RESP)
+		return 1;
+	c->acc[c->rs.n] = user_accuracy(st);
+	return collect(&c->rs, r);
+}
+
+enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p,
+				     const struct store_task *task, int *confident, char **text,
+				     struct tly_err *err)
 {
 	struct store *s = t->store;
 	const struct tly_schema *sc = p->schema;
-	struct resp_set rs = { 0 };
-	double acc[MAX_RESP], post[MAX_LABELS];
+	struct answers_ctx ac;
+	struct resp_set *rs = &ac.rs;
+	double post[MAX_LABELS];
 	uint32_t labels[MAX_RESP];
-	json_t *data = tly__parse_stored(task->data), *out = json_object();
-	char *text = NULL;
+	json_t *data = NULL, *out = NULL;
 	int all = 1, ncat = 0;
 	enum tly_code rc;
 
 	*confident = 1;
-	if ((rc = s->ops->response_list(s, task->id, collect, &rs, err)) != TLY_OK)
+	*text = NULL;
+	rs->n = 0;
+	if ((rc = s->ops->response_list_stats(s, p->row.id, task->id, collect_with_stats, &ac, err)))
 		goto out;
-	for (int i = 0; i < rs.n; i++) {
-		struct store_stats st;
-		if ((rc = s->ops->stats_get(s, p->row.id, rs.user[i], &st, err)) != TLY_OK)
-			goto out;
-		acc[i] = user_accuracy(&st);
-	}
+	data = tly__parse_stored(task->data);
+	out = json_object();
 	for (int qi = 0; qi < sc->nquestions; qi++) {
 		const struct tly_question *q = &sc->questions[qi];
 		int k = tly_question_nlabels(sc, q, data), n = 0, best;
 		double qacc[MAX_RESP];
-		json_t *votes = json_object();
+		json_t *votes;
 		char key[300];
 
-		if (k < 2 || k > MAX_LABELS) {
-			json_decref(votes);
+		if (k < 2 || k > MAX_LABELS)
 			continue;
-		}
-		for (int i = 0; i < rs.n; i++) {
-			int l = answer_label(q, json_object_get(rs.answers[i], q->name), k);
+		votes = json_object();
+		for (int i = 0; i < rs->n; i++) {
+			int l = answer_label(q, json_object_get(rs->answers[i], q->name), k);
 			if (l < 0)
 				continue;
 			labels[n] = (uint32_t)l;
-			qacc[n++] = acc[i];
+			qacc[n++] = ac.acc[i];
 			json_t *lj = label_json(q, l, k);
 			label_key(lj, key, sizeof(key));
 			json_decref(lj);
@@ -153,15 +165,12 @@ enum tly_code tly__consensus_update(struct tly *t, const struct tly__project *p,
 					      "method", "one_coin"));
 	}
 	*confident = ncat ? all : 1;
-	if (ncat) {
-		text = json_dumps(out, JSON_COMPACT);
-		rc = s->ops->task_set_consensus(s, task->id, text, err);
-	}
+	if (ncat)
+		*text = json_dumps(out, JSON_COMPACT);
 out:
-	free(text);
 	json_decref(out);
 	json_decref(data);
-	resp_clear(&rs);
+	resp_clear(rs);
 	return rc;
 }
 
@@ -453,7 +462,7 @@ static enum tly_code apply_cb(void *arg, struct store_task *task, struct resp_se
 		if (rc == TLY_OK && all && sc->quality.confidence_target > 0 &&
 		    task->status < TLY_TASK_COMPLETED && task->n_responses >= sc->min_responses) {
 			rc = s->ops->task_update(s, task->id, TLY_TASK_COMPLETED, task->n_responses,
-						 task->n_leases, err);
+						 task->n_leases, NULL, err);
 			f->completed++;
 		}
 	}

@@ -68,6 +68,7 @@ struct store_stats {
 	double quality;        /* estimated accuracy from the last fit; < 0 when none */
 };
 typedef int (*store_stats_cb)(void *arg, const struct store_stats *st);
+typedef int (*store_answer_cb)(void *arg, const struct store_response *r, const struct store_stats *st);
 
 typedef int (*store_org_cb)(void *arg, const struct store_org *o);
 typedef int (*store_project_cb)(void *arg, const struct store_project *p);
@@ -112,7 +113,8 @@ struct store_ops {
 	enum tly_code (*task_get)(struct store *s, int64_t id, struct store_task *t, struct tly_err *err);
 	/* tasks of a project with id > after, ordered by id; status < 0 for all */
 	enum tly_code (*task_list)(struct store *s, int64_t project, int status, int64_t after, int limit, store_task_cb cb, void *arg, struct tly_err *err);
-	enum tly_code (*task_update)(struct store *s, int64_t id, enum tly_task_status status, int n_responses, int n_leases, struct tly_err *err);
+	/* consensus NULL keeps the stored one */
+	enum tly_code (*task_update)(struct store *s, int64_t id, enum tly_task_status status, int n_responses, int n_leases, const char *consensus, struct tly_err *err);
 	/* next open task of the project with n_responses + n_leases < max that
 	 * `user` was never assigned; highest priority, then lowest id */
 	enum tly_code (*task_next)(struct store *s, int64_t project, int64_t user, int max, int64_t *id, struct tly_err *err);
@@ -124,6 +126,8 @@ struct store_ops {
 	/* zeros (quality -1) when the annotator has no row yet */
 	enum tly_code (*stats_get)(struct store *s, int64_t project, int64_t user, struct store_stats *st, struct tly_err *err);
 	enum tly_code (*stats_put)(struct store *s, const struct store_stats *st, struct tly_err *err);
+	/* adds to an annotator's counters (making the row when needed) */
+	enum tly_code (*stats_bump)(struct store *s, int64_t project, int64_t user, int answered, int gold_seen, int gold_correct, struct tly_err *err);
 	enum tly_code (*stats_list)(struct store *s, int64_t project, store_stats_cb cb, void *arg, struct tly_err *err);
 
 	/* TLY_ECONFLICT when (task, user) already has an assignment */
@@ -137,6 +141,8 @@ struct store_ops {
 
 	enum tly_code (*response_insert)(struct store *s, const struct store_response *r, int64_t *id, struct tly_err *err);
 	enum tly_code (*response_list)(struct store *s, int64_t task, store_response_cb cb, void *arg, struct tly_err *err);
+	/* a task's responses with their annotators' stats on the project, in one pass */
+	enum tly_code (*response_list_stats)(struct store *s, int64_t project, int64_t task, store_answer_cb cb, void *arg, struct tly_err *err);
 };
 
 struct store {

@@ -6,6 +6,7 @@
  * several domain operations into one commit (group commit). */
 #include "store.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,7 @@ enum stmt {
 	S_PROJECT_INSERT, S_PROJECT_GET, S_PROJECT_LIST, S_PROJECT_COUNTS,
 	S_TASK_INSERT, S_TASK_BY_UID, S_TASK_GET, S_TASK_LIST, S_TASK_LIST_STATUS,
 	S_TASK_UPDATE, S_TASK_NEXT, S_TASK_NEXT_GOLD, S_TASK_CONSENSUS,
-	S_STATS_GET, S_STATS_PUT, S_STATS_LIST,
+	S_STATS_GET, S_STATS_PUT, S_STATS_LIST, S_STATS_BUMP, S_RESP_STATS,
 	S_ASG_INSERT, S_ASG_GET, S_ASG_UPDATE, S_ASG_LIVE, S_ASG_EXPIRED,
 	S_RESP_INSERT, S_RESP_LIST,
 	S_COUNT
@@ -116,7 +117,8 @@ static const char *const stmt_sql[S_COUNT] = {
 			       " n_responses, n_leases, created_at, is_gold, gold, consensus"
 			       " FROM tasks INDEXED BY tasks_status"
 			       " WHERE project_id=?1 AND status=?4 AND id>?2 ORDER BY id LIMIT ?3",
-	[S_TASK_UPDATE] = "UPDATE tasks SET status=?2, n_responses=?3, n_leases=?4 WHERE id=?1",
+	[S_TASK_UPDATE] = "UPDATE tasks SET status=?2, n_responses=?3, n_leases=?4,"
+			  " consensus=coalesce(?5, consensus) WHERE id=?1",
 	/* INDEXED BY: the planner would rather sort every open task */
 	[S_TASK_NEXT] = "SELECT t.id FROM tasks t INDEXED BY tasks_open"
 			" WHERE t.project_id=?1 AND t.status < 2 AND t.is_gold = 0"
@@ -138,6 +140,15 @@ static const char *const stmt_sql[S_COUNT] = {
 			" quality=excluded.quality",
 	[S_STATS_LIST] = "SELECT project_id, user_id, answered, gold_seen, gold_correct,"
 			 " coalesce(quality, -1) FROM annotator_stats WHERE project_id=?1 ORDER BY user_id",
+	[S_STATS_BUMP] = "INSERT INTO annotator_stats(project_id, user_id, answered, gold_seen,"
+			 " gold_correct) VALUES(?1, ?2, ?3, ?4, ?5)"
+			 " ON CONFLICT(project_id, user_id) DO UPDATE SET answered=answered+excluded.answered,"
+			 " gold_seen=gold_seen+excluded.gold_seen,"
+			 " gold_correct=gold_correct+excluded.gold_correct",
+	[S_RESP_STATS] = "SELECT r.id, r.user_id, r.answers, coalesce(s.quality, -1),"
+			 " coalesce(s.gold_seen, 0), coalesce(s.gold_correct, 0), coalesce(s.answered, 0)"
+			 " FROM responses r LEFT JOIN annotator_stats s"
+			 " ON s.project_id=?1 AND s.user_id=r.user_id WHERE r.task_id=?2 ORDER BY r.id",
 	[S_ASG_INSERT] = "INSERT INTO assignments(task_id, project_id, user_id, status, created_at,"
 			 " expires_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_ASG_GET] = "SELECT id, task_id, project_id, user_id, status, created_at, expires_at"
@@ -653,7 +664,8 @@ static enum tly_code sq_task_list(struct store *s, int64_t project, int status, 
 }
 
 static enum tly_code sq_task_update(struct store *s, int64_t id, enum tly_task_status status,
-				    int n_responses, int n_leases, struct tly_err *err)
+				    int n_responses, int n_leases, const char *consensus,
+				    struct tly_err *err)
 {
 	sqlite3_stmt *st = get(s, S_TASK_UPDATE);
 
@@ -661,6 +673,7 @@ static enum tly_code sq_task_update(struct store *s, int64_t id, enum tly_task_s
 	sqlite3_bind_int(st, 2, (int)status);
 	sqlite3_bind_int(st, 3, n_responses);
 	sqlite3_bind_int(st, 4, n_leases);
+	bind_text_or_null(st, 5, consensus);
 	return exec(s, st, err, "task");
 }
 
@@ -767,6 +780,46 @@ static enum tly_code sq_stats_list(struct store *s, int64_t project, store_stats
 	}
 	done(st);
 	return (r == SQLITE_ROW || r == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "annotator stats");
+}
+
+static enum tly_code sq_stats_bump(struct store *s, int64_t project, int64_t user, int answered,
+				   int gold_seen, int gold_correct, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_STATS_BUMP);
+
+	sqlite3_bind_int64(st, 1, project);
+	sqlite3_bind_int64(st, 2, user);
+	sqlite3_bind_int(st, 3, answered);
+	sqlite3_bind_int(st, 4, gold_seen);
+	sqlite3_bind_int(st, 5, gold_correct);
+	return exec(s, st, err, "annotator stats");
+}
+
+static enum tly_code sq_response_list_stats(struct store *s, int64_t project, int64_t task,
+					    store_answer_cb cb, void *arg, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_RESP_STATS);
+	struct store_response r = { 0 };
+	struct store_stats x = { 0 };
+	int rc;
+
+	sqlite3_bind_int64(st, 1, project);
+	sqlite3_bind_int64(st, 2, task);
+	x.project_id = project;
+	r.task_id = task;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r.id = sqlite3_column_int64(st, 0);
+		r.user_id = x.user_id = sqlite3_column_int64(st, 1);
+		r.answers = (char *)sqlite3_column_text(st, 2);
+		x.quality = sqlite3_column_double(st, 3);
+		x.gold_seen = sqlite3_column_int(st, 4);
+		x.gold_correct = sqlite3_column_int(st, 5);
+		x.answered = sqlite3_column_int(st, 6);
+		if (cb(arg, &r, &x))
+			break;
+	}
+	done(st);
+	return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "responses");
 }
 
 /* ---- assignments and responses ---------------------------------------------- */
@@ -937,6 +990,8 @@ static const struct store_ops sqlite_ops = {
 	.stats_get = sq_stats_get,
 	.stats_put = sq_stats_put,
 	.stats_list = sq_stats_list,
+	.stats_bump = sq_stats_bump,
+	.response_list_stats = sq_response_list_stats,
 	.asg_insert = sq_asg_insert,
 	.asg_get = sq_asg_get,
 	.asg_update = sq_asg_update,
@@ -946,14 +1001,24 @@ static const struct store_ops sqlite_ops = {
 	.response_list = sq_response_list,
 };
 
+/* Connections are never shared between threads (the refit worker has its
+ * own), so SQLite's own locking and memory statistics are not needed. */
+static void configure_once(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 enum tly_code store_sqlite_open(const char *path, int create, struct store **out,
 				struct tly_err *err)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct sqlite_store *q = tly_xcalloc(1, sizeof(*q));
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
 	char *msg = NULL;
 	enum tly_code rc = TLY_OK;
 
+	pthread_once(&once, configure_once);
 	q->base.ops = &sqlite_ops;
 	if (sqlite3_open_v2(path, &q->db, flags, NULL) != SQLITE_OK) {
 		rc = tly_err_set(err, TLY_EINTERNAL, "", "%s: %s", path,

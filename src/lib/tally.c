@@ -137,31 +137,40 @@ static const struct tly_schema *schema_for(struct tly *t, const struct store_pro
 		return NULL;
 	}
 	c->project_id = row->id;
+	c->org_id = row->org_id;
+	c->created_at = row->created_at;
 	return &c->schema;
 }
 
 enum tly_code tly__project_load_row(struct tly *t, const struct tly_actor *a, int64_t id,
 				    enum tly_role min, struct tly__project *p, struct tly_err *err)
 {
-	struct store *s = t->store;
+	struct tly__cached_schema *c = &t->cache[(uint64_t)id % TLY__SCHEMA_CACHE];
+	struct store_project row = { 0 };
 	enum tly_code rc;
 
 	memset(p, 0, sizeof(*p));
 	if (id <= 0)
 		return tly_err_set(err, TLY_ENOTFOUND, "", "no such project");
-	rc = s->ops->project_get(s, id, &p->row, err);
-	if (rc == TLY_OK && p->row.org_id != a->org_id)
-		rc = TLY_ENOTFOUND;
-	if (rc == TLY_ENOTFOUND) {
-		store_project_clear(&p->row);
-		return tly_err_set(err, TLY_ENOTFOUND, "", "no such project");
+	if (c->project_id != id) {
+		rc = t->store->ops->project_get(t->store, id, &row, err);
+		if (rc == TLY_OK && !schema_for(t, &row, err))
+			rc = TLY_EINTERNAL;
+		store_project_clear(&row);
+		if (rc == TLY_ENOTFOUND)
+			return tly_err_set(err, TLY_ENOTFOUND, "", "no such project");
+		if (rc != TLY_OK)
+			return rc;
 	}
-	if (rc == TLY_OK && (rc = tly__role_check(a, min, err)) == TLY_OK &&
-	    !(p->schema = schema_for(t, &p->row, err)))
-		rc = TLY_EINTERNAL;
-	if (rc != TLY_OK)
-		store_project_clear(&p->row);
-	return rc;
+	if (c->org_id != a->org_id)
+		return tly_err_set(err, TLY_ENOTFOUND, "", "no such project");
+	if ((rc = tly__role_check(a, min, err)) != TLY_OK)
+		return rc;
+	p->row.id = id;
+	p->row.org_id = c->org_id;
+	p->row.created_at = c->created_at;
+	p->schema = &c->schema;
+	return TLY_OK;
 }
 
 enum tly_code tly__project_load(struct tly *t, const struct tly_actor *a, const char *id,

@@ -9,8 +9,9 @@
 
 #define TLY__SCHEMA_CACHE 64
 
+/* Projects never change once made: their rows and parsed schemas are kept. */
 struct tly__cached_schema {
-	int64_t project_id;
+	int64_t project_id, org_id, created_at;
 	struct tly_schema schema; /* owned */
 };
 
@@ -25,9 +26,10 @@ struct tly {
 	struct { int64_t project_id; int count, every; } fits[TLY__FIT_SLOTS];
 };
 
-/* A loaded project: the row and its parsed schema (borrowed from the cache). */
+/* A loaded project: the row (id, org_id, created_at; name and schema text are
+ * not loaded) and its parsed schema (borrowed from the cache). */
 struct tly__project {
-	struct store_project row;              /* owned: store_project_clear */
+	struct store_project row;              /* release with store_project_clear */
 	const struct tly_schema *schema;
 };
 
@@ -51,12 +53,13 @@ json_t *tly__task_json(struct tly *t, const struct store_task *row, int with_res
 enum tly_task_status tly__task_status(enum tly_task_status cur, int n_responses, int n_leases);
 
 /* scoring.c: called by queue.c inside its transaction */
-/* Recomputes and stores a task's consensus from its responses; *confident is
- * 1 when every categorical question reached the project's target (or the
- * project has no target or no categorical question). */
-enum tly_code tly__consensus_update(struct tly *t, const struct tly__project *p,
-				    const struct store_task *task, int *confident,
-				    struct tly_err *err);
+/* Computes a task's consensus from its stored responses: *text gets the
+ * JSON to store (NULL when no categorical question was answered; free it);
+ * *confident is 1 when every categorical question reached the project's
+ * target (or the project has no target or no categorical question). */
+enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p,
+				     const struct store_task *task, int *confident, char **text,
+				     struct tly_err *err);
 /* 1 when the answers match every known answer of the gold task, else 0. */
 int tly__gold_correct(const struct store_task *task, const json_t *answers);
 /* 1 (and a reason) when the annotator is paused on the project. */
