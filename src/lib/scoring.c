@@ -127,7 +127,10 @@ enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p
 	rs->n = 0;
 	if ((rc = s->ops->response_list_stats(s, p->row.id, task->id, collect_with_stats, &ac, err)))
 		goto out;
-	data = tly__parse_stored(task->data);
+	/* only a compare question needs the task's data (its number of responses) */
+	for (int qi = 0; qi < sc->nquestions && !data; qi++)
+		if (sc->questions[qi].type == TLY_Q_COMPARE)
+			data = tly__parse_stored(task->data);
 	out = json_object();
 	for (int qi = 0; qi < sc->nquestions; qi++) {
 		const struct tly_question *q = &sc->questions[qi];
@@ -209,9 +212,14 @@ void tly__note_answer(struct tly *t, const struct tly__project *p)
 	if (t->fits[slot].project_id != p->row.id) {
 		t->fits[slot].project_id = p->row.id;
 		t->fits[slot].count = 0;
+		t->fits[slot].total = 0;
 	}
 	t->fits[slot].count++;
+	t->fits[slot].total++;
+	/* a refit reads the whole project: space them out as it grows */
 	t->fits[slot].every = p->schema->quality.refit_every;
+	if (t->fits[slot].every < t->fits[slot].total / 4)
+		t->fits[slot].every = (int)(t->fits[slot].total / 4);
 }
 
 int tly_refit_due(struct tly *t, char project_out[32])

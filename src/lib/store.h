@@ -47,6 +47,7 @@ struct store_task {
 	int n_responses, n_leases;
 	int64_t created_at;
 	int is_gold;
+	int slots;             /* at insert: max_responses (kept as max - responses - leases) */
 	char *gold;            /* known answers (JSON) of a gold task, else NULL */
 	char *consensus;       /* consensus JSON, NULL until the first response */
 };

@@ -34,11 +34,13 @@ static const char schema_sql[] =
 	"  unique_id TEXT, priority INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL, metadata TEXT,"
 	"  status INTEGER NOT NULL DEFAULT 0, n_responses INTEGER NOT NULL DEFAULT 0,"
 	"  n_leases INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
-	"  is_gold INTEGER NOT NULL DEFAULT 0, gold TEXT, consensus TEXT);"
+	"  is_gold INTEGER NOT NULL DEFAULT 0, gold TEXT, consensus TEXT,"
+	"  slots INTEGER NOT NULL DEFAULT 1);"
 	"CREATE UNIQUE INDEX IF NOT EXISTS tasks_uid ON tasks(project_id, unique_id)"
 	"  WHERE unique_id IS NOT NULL;"
+	/* only tasks that can take one more annotator: claims never scan past full ones */
 	"CREATE INDEX IF NOT EXISTS tasks_open ON tasks(project_id, priority DESC, id)"
-	"  WHERE status < 2 AND is_gold = 0;"
+	"  WHERE status < 2 AND is_gold = 0 AND slots > 0;"
 	"CREATE INDEX IF NOT EXISTS tasks_gold ON tasks(project_id, id) WHERE is_gold = 1;"
 	"CREATE INDEX IF NOT EXISTS tasks_status ON tasks(project_id, status, id);"
 	"CREATE INDEX IF NOT EXISTS tasks_project ON tasks(project_id);"
@@ -105,7 +107,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			   " WHERE org_id=?1 ORDER BY id",
 	[S_PROJECT_COUNTS] = "SELECT status, count(*) FROM tasks WHERE project_id=?1 GROUP BY status",
 	[S_TASK_INSERT] = "INSERT INTO tasks(project_id, unique_id, priority, data, metadata, status,"
-			  " created_at, is_gold, gold) VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
+			  " created_at, is_gold, gold, slots) VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
 	[S_TASK_BY_UID] = "SELECT id FROM tasks WHERE project_id=?1 AND unique_id=?2",
 	[S_TASK_GET] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
 		       " n_responses, n_leases, created_at, is_gold, gold, consensus FROM tasks WHERE id=?1",
@@ -117,11 +119,13 @@ static const char *const stmt_sql[S_COUNT] = {
 			       " n_responses, n_leases, created_at, is_gold, gold, consensus"
 			       " FROM tasks INDEXED BY tasks_status"
 			       " WHERE project_id=?1 AND status=?4 AND id>?2 ORDER BY id LIMIT ?3",
+	/* slots moves by the change in responses + leases (right-hand sides read the old row) */
 	[S_TASK_UPDATE] = "UPDATE tasks SET status=?2, n_responses=?3, n_leases=?4,"
+			  " slots=slots + n_responses + n_leases - ?3 - ?4,"
 			  " consensus=coalesce(?5, consensus) WHERE id=?1",
 	/* INDEXED BY: the planner would rather sort every open task */
 	[S_TASK_NEXT] = "SELECT t.id FROM tasks t INDEXED BY tasks_open"
-			" WHERE t.project_id=?1 AND t.status < 2 AND t.is_gold = 0"
+			" WHERE t.project_id=?1 AND t.status < 2 AND t.is_gold = 0 AND t.slots > 0"
 			" AND t.n_responses + t.n_leases < ?3"
 			" AND NOT EXISTS (SELECT 1 FROM assignments a"
 			"   WHERE a.task_id = t.id AND a.user_id = ?2)"
@@ -155,10 +159,12 @@ static const char *const stmt_sql[S_COUNT] = {
 		      " FROM assignments WHERE id=?1",
 	[S_ASG_UPDATE] = "UPDATE assignments SET status=?2, expires_at=?3 WHERE id=?1",
 	[S_ASG_LIVE] = "SELECT id, task_id, project_id, user_id, status, created_at, expires_at"
-		       " FROM assignments WHERE project_id=?1 AND user_id=?2 AND status=0"
+		       " FROM assignments INDEXED BY asg_live"
+		       " WHERE project_id=?1 AND user_id=?2 AND status=0"
 		       " AND expires_at > ?3 ORDER BY id LIMIT 1",
 	[S_ASG_EXPIRED] = "SELECT id, task_id, project_id, user_id, status, created_at, expires_at"
-			  " FROM assignments WHERE project_id=?1 AND status=0 AND expires_at <= ?2"
+			  " FROM assignments INDEXED BY asg_expiry"
+			  " WHERE project_id=?1 AND status=0 AND expires_at <= ?2"
 			  " ORDER BY expires_at LIMIT ?3",
 	[S_RESP_INSERT] = "INSERT INTO responses(task_id, assignment_id, user_id, answers, duration_ms,"
 			  " created_at, correct) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -600,6 +606,7 @@ static enum tly_code sq_task_insert(struct store *s, const struct store_task *t,
 	sqlite3_bind_int64(st, 6, t->created_at);
 	sqlite3_bind_int(st, 7, t->is_gold ? 1 : 0);
 	bind_text_or_null(st, 8, t->gold);
+	sqlite3_bind_int(st, 9, t->slots > 0 ? t->slots : 1);
 	rc = insert_id(s, st, id, err, "task");
 	if (rc == TLY_ECONFLICT && t->unique_id) {
 		st = get(s, S_TASK_BY_UID);

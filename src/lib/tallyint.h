@@ -23,7 +23,7 @@ struct tly {
 	struct tly_idcodec ids;
 	struct tly__cached_schema cache[TLY__SCHEMA_CACHE];
 	/* answers since the last refit, per project (a small direct-mapped table) */
-	struct { int64_t project_id; int count, every; } fits[TLY__FIT_SLOTS];
+	struct { int64_t project_id; int count, every; long long total; } fits[TLY__FIT_SLOTS];
 };
 
 /* A loaded project: the row (id, org_id, created_at; name and schema text are

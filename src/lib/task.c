@@ -91,6 +91,7 @@ enum tly_code tly_import_add(struct tly_import *im, const json_t *task, int *cre
 
 	row.project_id = im->p.row.id;
 	row.is_gold = gold && !json_is_null(gold);
+	row.slots = im->p.schema->max_responses;
 	row.gold = row.is_gold ? json_dumps(gold, JSON_COMPACT) : NULL;
 	row.unique_id = (char *)json_string_value(uid);
 	row.priority = priority;
