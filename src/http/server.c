@@ -58,7 +58,8 @@ struct refitter {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	char queue[REFIT_QUEUE][32];
-	int n, stop, started;
+	int n, started;
+	atomic_int stop;            /* also cancels a refit under way */
 	const char *path;
 };
 
@@ -414,13 +415,14 @@ static void *refit_main(void *arg)
 		fprintf(stderr, "tally: refit worker: %s\n", err.message);
 		return NULL;
 	}
+	tly_set_cancel(t, &r->stop);
 	for (;;) {
 		struct tly_actor a;
 		json_t *out = NULL;
 		pthread_mutex_lock(&r->lock);
-		while (!r->n && !r->stop)
+		while (!r->n && !atomic_load(&r->stop))
 			pthread_cond_wait(&r->wake, &r->lock);
-		if (r->stop) {
+		if (atomic_load(&r->stop)) {
 			pthread_mutex_unlock(&r->lock);
 			break;
 		}
@@ -725,6 +727,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	fprintf(stderr, "tally: %s, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	srv->draining = 1;
+	atomic_store(&srv->refit.stop, 1); /* a refit under way gives up at its next batch */
 	srv->drain_deadline = tly_now_ms() + 10000;
 	if (srv->sock) {
 		evhttp_del_accept_socket(srv->http, srv->sock);
@@ -799,7 +802,7 @@ out:
 		event_free(srv.flush_ev);
 	if (srv.refit.started) {
 		pthread_mutex_lock(&srv.refit.lock);
-		srv.refit.stop = 1;
+		atomic_store(&srv.refit.stop, 1);
 		pthread_cond_signal(&srv.refit.wake);
 		pthread_mutex_unlock(&srv.refit.lock);
 		pthread_join(srv.refit.thread, NULL);

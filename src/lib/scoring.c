@@ -331,46 +331,57 @@ static int keep_row(void *arg, const struct store_task *row)
 	return 0;
 }
 
-/* Calls fn for every task of the project with its responses, in id order;
- * with `write`, each batch of tasks runs in its own short transaction. */
-static enum tly_code walk(struct tly *t, int64_t project, int write, walk_fn fn, void *arg,
-			  struct tly_err *err)
+/* Calls fn for every task of the project with its responses, in id order
+ * within each status; `answered` skips queued tasks (they have no answers),
+ * reading through the status index instead of the whole project. With
+ * `write`, each batch of tasks runs in its own short transaction. */
+static enum tly_code walk(struct tly *t, int64_t project, int write, int answered, walk_fn fn,
+			  void *arg, struct tly_err *err)
 {
+	static const int all[] = { -1 }, some[] = { TLY_TASK_IN_PROGRESS, TLY_TASK_COMPLETED,
+						  TLY_TASK_CANCELED };
+	const int *statuses = answered ? some : all;
+	int nstatus = answered ? 3 : 1;
 	struct store *s = t->store;
 	struct walk_batch b = { tly_xcalloc(WALK_BATCH, sizeof(struct store_task)), 0 };
-	int64_t after = 0;
 	enum tly_code rc = TLY_OK;
 
-	for (;;) {
-		b.n = 0;
-		if ((rc = s->ops->task_list(s, project, -1, after, WALK_BATCH, keep_row, &b, err)))
-			break;
-		if (b.n == 0)
-			break;
-		if (write && (rc = s->ops->begin(s, err)) != TLY_OK)
-			break;
-		for (int i = 0; i < b.n && rc == TLY_OK; i++) {
-			struct resp_set rs = { 0 };
-			if (b.rows[i].n_responses > 0)
-				rc = s->ops->response_list(s, b.rows[i].id, collect, &rs, err);
-			if (rc == TLY_OK)
-				rc = fn(arg, &b.rows[i], &rs, err);
-			resp_clear(&rs);
+	for (int si = 0; si < nstatus && rc == TLY_OK; si++) {
+		int64_t after = 0;
+		for (;;) {
+			b.n = 0;
+			if (t->cancel && atomic_load(t->cancel)) {
+				rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
+				break;
+			}
+			if ((rc = s->ops->task_list(s, project, statuses[si], after, WALK_BATCH,
+						    keep_row, &b, err)))
+				break;
+			if (b.n == 0)
+				break;
+			if (write && (rc = s->ops->begin(s, err)) != TLY_OK)
+				break;
+			for (int i = 0; i < b.n && rc == TLY_OK; i++) {
+				struct resp_set rs = { 0 };
+				if (b.rows[i].n_responses > 0)
+					rc = s->ops->response_list(s, b.rows[i].id, collect, &rs, err);
+				if (rc == TLY_OK)
+					rc = fn(arg, &b.rows[i], &rs, err);
+				resp_clear(&rs);
+			}
+			if (write) {
+				if (rc == TLY_OK)
+					rc = s->ops->commit(s, err);
+				else
+					s->ops->rollback(s);
+			}
+			after = b.rows[b.n - 1].id;
+			for (int i = 0; i < b.n; i++)
+				store_task_clear(&b.rows[i]);
+			if (rc != TLY_OK || b.n < WALK_BATCH)
+				break;
 		}
-		if (write) {
-			if (rc == TLY_OK)
-				rc = s->ops->commit(s, err);
-			else
-				s->ops->rollback(s);
-		}
-		after = b.rows[b.n - 1].id;
-		for (int i = 0; i < b.n; i++)
-			store_task_clear(&b.rows[i]);
-		if (rc != TLY_OK || b.n < WALK_BATCH)
-			break;
 	}
-	for (int i = 0; i < b.n; i++)
-		store_task_clear(&b.rows[i]);
 	free(b.rows);
 	return rc;
 }
@@ -403,7 +414,7 @@ static enum tly_code model_build(struct tly *t, const struct tly__project *p, st
 			m->nq++;
 		}
 	}
-	rc = walk(t, p->row.id, 0, build_cb, &c, err);
+	rc = walk(t, p->row.id, 0, 1, build_cb, &c, err);
 	for (int j = 0; j < m->nq && rc == TLY_OK; j++)
 		if (tly_answers_finish(&m->a[j], NULL, why, sizeof(why)) != TLY_Q_OK)
 			rc = q_fail(err, "refit", why);
@@ -550,7 +561,7 @@ enum tly_code tly_quality_refit(struct tly *t, const struct tly_actor *a, const 
 			wq[i].w += (double)cnt;
 		}
 	}
-	if ((rc = walk(t, p.row.id, 1, apply_cb, f, err)) != TLY_OK)
+	if ((rc = walk(t, p.row.id, 1, 1, apply_cb, f, err)) != TLY_OK)
 		goto out;
 	if ((rc = s->ops->begin(s, err)) != TLY_OK)
 		goto out;
@@ -707,7 +718,7 @@ enum tly_code tly_quality_report(struct tly *t, const struct tly_actor *a, const
 						(json_int_t)m.a[j].q_off[m.a[j].n_questions]));
 	}
 	model_release(&m);
-	if ((rc = walk(t, p.row.id, 0, report_cb, &rc_ctx, err)) != TLY_OK)
+	if ((rc = walk(t, p.row.id, 0, 0, report_cb, &rc_ctx, err)) != TLY_OK)
 		goto out;
 	annotators = json_array();
 	sx = (struct stats_ctx){ t, &p, &rc_ctx, annotators };

@@ -97,6 +97,11 @@ void tly_close(struct tly *t)
 	free(t);
 }
 
+void tly_set_cancel(struct tly *t, const atomic_int *flag)
+{
+	t->cancel = flag;
+}
+
 const char *tly_path(const struct tly *t)
 {
 	return t->path;

@@ -12,6 +12,7 @@
 #define TLY_TALLY_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -140,6 +141,9 @@ enum tly_code tly_quality_report(struct tly *t, const struct tly_actor *a, const
 /* A project whose refit is due (enough new answers since the last one):
  * writes its id and returns 1, else 0. Resets that project's counter. */
 int tly_refit_due(struct tly *t, char project_out[32]);
+/* Long operations (a refit) stop early, answering TLY_EINTERNAL "canceled",
+ * once *flag becomes non-zero. flag is borrowed; NULL clears it. */
+void tly_set_cancel(struct tly *t, const atomic_int *flag);
 /* The database path this handle was opened on. */
 const char *tly_path(const struct tly *t);
 /* TLY_OK when the actor sees the project and holds at least `min` there

@@ -20,6 +20,7 @@ struct tly__cached_schema {
 struct tly {
 	struct store *store;
 	char *path;
+	const atomic_int *cancel;
 	struct tly_idcodec ids;
 	struct tly__cached_schema cache[TLY__SCHEMA_CACHE];
 	/* answers since the last refit, per project (a small direct-mapped table) */
