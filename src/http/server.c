@@ -610,8 +610,11 @@ static enum tly_code read_body(struct req *r, struct tly_err *err)
 	const char *p = n ? (const char *)evbuffer_pullup(in, -1) : "";
 	json_error_t je;
 
-	if (n == 0)
-		return tly_err_set(err, TLY_EBADJSON, "", "the request body is empty (JSON expected)");
+	if (n == 0) {
+		tly_err_set(err, TLY_EBADJSON, "", "the request body is empty (JSON expected)");
+		err->offset = 0;
+		return TLY_EBADJSON;
+	}
 	r->body = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
 	if (!r->body) {
 		tly_err_set(err, TLY_EBADJSON, "", "malformed JSON at byte %d (line %d, column %d): %s",
