@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -762,6 +763,14 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	{
+		/* one descriptor per connection: take what the hard limit allows */
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	srv.tail = &srv.head;
 	srv.base = event_base_new();
 	srv.http = evhttp_new(srv.base);
