@@ -1036,7 +1036,7 @@ enum tly_code store_sqlite_open(const char *path, int create, struct store **out
 	if (sqlite3_exec(q->db,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 			 "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
-			 "PRAGMA cache_size=-65536;",
+			 "PRAGMA cache_size=-8192;",
 			 NULL, NULL, &msg) != SQLITE_OK)
 		goto exec_fail;
 	if (create && sqlite3_exec(q->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK)
