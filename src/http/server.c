@@ -16,6 +16,8 @@
 #include <signal.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -412,6 +414,8 @@ static void *refit_main(void *arg)
 	char project[32];
 
 	tly_err_clear(&err);
+	/* model fits yield to the event loop (Linux: nice applies per thread) */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 	if (tly_open(r->path, 0, &t, &err) != TLY_OK) {
 		fprintf(stderr, "tally: refit worker: %s\n", err.message);
 		return NULL;

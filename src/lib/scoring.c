@@ -26,6 +26,7 @@
 #define MAX_LABELS 1024
 #define MAX_RESP 128
 #define WALK_BATCH 1000
+#define WRITE_BATCH 200   /* tasks per refit transaction: short write locks */
 #define WILSON_Z 1.96
 
 /* ---- responses of one task ------------------------------------------------ */
@@ -209,6 +210,10 @@ void tly__note_answer(struct tly *t, const struct tly__project *p)
 {
 	int slot = (int)((uint64_t)p->row.id % TLY__FIT_SLOTS);
 
+	/* one answer per task gives a model nothing to learn from */
+	if (p->schema->max_responses < 2)
+		return;
+
 	if (t->fits[slot].project_id != p->row.id) {
 		t->fits[slot].project_id = p->row.id;
 		t->fits[slot].count = 0;
@@ -354,8 +359,8 @@ static enum tly_code walk(struct tly *t, int64_t project, int write, int answere
 				rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
 				break;
 			}
-			if ((rc = s->ops->task_list(s, project, statuses[si], after, WALK_BATCH,
-						    keep_row, &b, err)))
+			if ((rc = s->ops->task_list(s, project, statuses[si], after,
+						    write ? WRITE_BATCH : WALK_BATCH, keep_row, &b, err)))
 				break;
 			if (b.n == 0)
 				break;
@@ -378,7 +383,7 @@ static enum tly_code walk(struct tly *t, int64_t project, int write, int answere
 			after = b.rows[b.n - 1].id;
 			for (int i = 0; i < b.n; i++)
 				store_task_clear(&b.rows[i]);
-			if (rc != TLY_OK || b.n < WALK_BATCH)
+			if (rc != TLY_OK || b.n < (write ? WRITE_BATCH : WALK_BATCH))
 				break;
 		}
 	}
