@@ -163,10 +163,21 @@ enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p
 		ncat++;
 		if (post[best] < sc->quality.confidence_target)
 			all = 0;
-		json_object_set_new(out, q->name,
-				    json_pack("{s:o,s:f,s:o,s:s}", "label", label_json(q, best, k),
-					      "confidence", post[best], "votes", votes,
-					      "method", "one_coin"));
+		json_t *e = json_pack("{s:o,s:f,s:o,s:s}", "label", label_json(q, best, k),
+				      "confidence", post[best], "votes", votes, "method", "one_coin");
+		if (q->type == TLY_Q_RATING) {
+			/* a rating is also a number: its mean and spread (sample sd) */
+			double sum = 0, sq = 0, mean, sd;
+			for (int i = 0; i < n; i++)
+				sum += (double)(q->min + labels[i]);
+			mean = sum / n;
+			for (int i = 0; i < n; i++)
+				sq += ((double)(q->min + labels[i]) - mean) * ((double)(q->min + labels[i]) - mean);
+			sd = n > 1 ? sqrt(sq / (n - 1)) : 0.0;
+			json_object_set_new(e, "mean", json_real(mean));
+			json_object_set_new(e, "spread", json_real(sd));
+		}
+		json_object_set_new(out, q->name, e);
 	}
 	*confident = ncat ? all : 1;
 	if (ncat)

@@ -204,6 +204,9 @@ test('refit: queued on the background worker, rewrites consensus with Dawid-Sken
   assert.equal(t.consensus.label.method, 'dawid_skene');
   assert.equal(t.consensus.label.label, 'n');
   assert.equal(t.consensus.stars.label, 2);
+  // a rating also carries the mean and spread of its answers (both said 2)
+  assert.equal(t.consensus.stars.mean, 2);
+  assert.equal(t.consensus.stars.spread, 0);
   assert.ok(t.consensus.label.confidence > 0.9);
 });
 
