@@ -36,6 +36,8 @@ static int valid_email(const char *s)
 	return strpbrk(s, " \t\"<>,;") == NULL;
 }
 
+static void forget_keys(struct tly *t);
+
 static enum tly_code in_tx(struct store *s, enum tly_code rc, struct tly_err *err)
 {
 	if (rc == TLY_OK)
@@ -133,6 +135,7 @@ enum tly_code tly_user_add(struct tly *t, const char *org, const char *email, co
 					  crypto_pwhash_OPSLIMIT_INTERACTIVE,
 					  crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
 		return tly_err_set(err, TLY_EINTERNAL, "", "password hashing ran out of memory");
+	forget_keys(t);
 	if ((rc = s->ops->begin(s, err)) != TLY_OK)
 		return rc;
 	rc = s->ops->user_get(s, 0, email, &u, err);
@@ -201,6 +204,7 @@ enum tly_code tly_key_revoke(struct tly *t, const char *key_id, struct tly_err *
 
 	if (!id)
 		return tly_err_set(err, TLY_ENOTFOUND, "key", "no such key \"%s\"", key_id);
+	forget_keys(t);
 	if ((rc = s->ops->begin(s, err)) != TLY_OK)
 		return rc;
 	rc = s->ops->key_revoke(s, id, tly_now_ms(), err);
@@ -213,12 +217,22 @@ enum tly_code tly_authenticate(struct tly *t, const char *key, struct tly_actor 
 	struct store_key k;
 	unsigned char hash[32];
 	size_t n = key ? strlen(key) : 0;
+	int64_t version;
+	int slot;
 	enum tly_code rc;
 
 	memset(a, 0, sizeof(*a));
 	if (n < strlen(KEY_PREFIX) + 8 || n >= TLY_KEY_MAX || strncmp(key, KEY_PREFIX, 4) != 0)
 		return tly_err_set(err, TLY_EUNAUTH, "", "malformed API key");
 	key_hash(key, hash);
+	slot = hash[0] % TLY__KEY_SLOTS;
+	if (t->store->ops->data_version(t->store, &version, NULL) != TLY_OK)
+		version = -1;
+	if (version >= 0 && t->keys[slot].used && t->keys[slot].version == version &&
+	    sodium_memcmp(t->keys[slot].hash, hash, sizeof(hash)) == 0) {
+		*a = t->keys[slot].a;
+		return TLY_OK;
+	}
 	rc = t->store->ops->key_lookup(t->store, hash, sizeof(hash), &k, err);
 	if (rc == TLY_ENOTFOUND || (rc == TLY_OK && (k.revoked || k.role == TLY_ROLE_NONE)))
 		return tly_err_set(err, TLY_EUNAUTH, "", "unknown or revoked API key");
@@ -228,7 +242,19 @@ enum tly_code tly_authenticate(struct tly *t, const char *key, struct tly_actor 
 	a->org_id = k.org_id;
 	a->key_id = k.id;
 	a->role = k.role;
+	if (version >= 0) {
+		memcpy(t->keys[slot].hash, hash, sizeof(hash));
+		t->keys[slot].a = *a;
+		t->keys[slot].version = version;
+		t->keys[slot].used = 1;
+	}
 	return TLY_OK;
+}
+
+/* This connection's own key or membership writes do not move data_version. */
+static void forget_keys(struct tly *t)
+{
+	memset(t->keys, 0, sizeof(t->keys));
 }
 
 enum tly_code tly_password_check(struct tly *t, const char *email, const char *password,

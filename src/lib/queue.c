@@ -121,7 +121,14 @@ enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *pr
 	if (rc != TLY_ENOTFOUND)
 		goto rollback;
 
-	if ((rc = s->ops->stats_get(s, p.row.id, a->user_id, &st, err)) != TLY_OK)
+	/* the annotator's counters matter only to gold and pausing */
+	memset(&st, 0, sizeof(st));
+	st.project_id = p.row.id;
+	st.user_id = a->user_id;
+	st.quality = -1;
+	if ((p.schema->quality.qualification > 0 || p.schema->quality.gold_rate > 0 ||
+	     p.schema->quality.gold_min_accuracy > 0) &&
+	    (rc = s->ops->stats_get(s, p.row.id, a->user_id, &st, err)) != TLY_OK)
 		goto rollback;
 	if (tly__paused(&p, &st, why, sizeof(why))) {
 		rc = s->ops->commit(s, err);

@@ -84,6 +84,8 @@ struct store_ops {
 	enum tly_code (*commit)(struct store *s, struct tly_err *err);
 	void (*rollback)(struct store *s);
 
+	/* changes whenever another connection commits (PRAGMA data_version) */
+	enum tly_code (*data_version)(struct store *s, int64_t *v, struct tly_err *err);
 	enum tly_code (*meta_get)(struct store *s, const char *key, void *buf, int len, struct tly_err *err);
 	/* the value as a new NUL-terminated string (free it) */
 	enum tly_code (*meta_get_text)(struct store *s, const char *key, char **out, struct tly_err *err);

@@ -61,7 +61,7 @@ static const char schema_sql[] =
 
 enum stmt {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
-	S_META_GET, S_META_SET,
+	S_META_GET, S_META_SET, S_DATA_VERSION,
 	S_ORG_INSERT, S_ORG_GET_ID, S_ORG_GET_NAME, S_ORG_LIST,
 	S_USER_INSERT, S_USER_GET_ID, S_USER_GET_EMAIL,
 	S_MEMBER_SET, S_MEMBER_GET, S_MEMBER_ORGS,
@@ -83,6 +83,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_RELEASE] = "RELEASE nested",
 	[S_ROLLBACK_TO] = "ROLLBACK TO nested",
 	[S_META_GET] = "SELECT value FROM meta WHERE key=?1",
+	[S_DATA_VERSION] = "PRAGMA data_version",
 	[S_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
 		       " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
 	[S_ORG_INSERT] = "INSERT INTO orgs(name, created_at) VALUES(?1, ?2)",
@@ -312,6 +313,17 @@ static enum tly_code sq_meta_get(struct store *s, const char *key, void *buf, in
 	} else {
 		tly_err_set(err, TLY_ENOTFOUND, "", "meta %s: absent", key);
 	}
+	done(st);
+	return rc;
+}
+
+static enum tly_code sq_data_version(struct store *s, int64_t *v, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_DATA_VERSION);
+	enum tly_code rc;
+
+	if ((rc = step_one(s, st, err, "data_version")) == TLY_OK)
+		*v = sqlite3_column_int64(st, 0);
 	done(st);
 	return rc;
 }
@@ -971,6 +983,7 @@ static const struct store_ops sqlite_ops = {
 	.rollback = sq_rollback,
 	.meta_get = sq_meta_get,
 	.meta_get_text = sq_meta_get_text,
+	.data_version = sq_data_version,
 	.meta_set = sq_meta_set,
 	.org_insert = sq_org_insert,
 	.org_get = sq_org_get,

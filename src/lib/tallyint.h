@@ -16,6 +16,7 @@ struct tly__cached_schema {
 };
 
 #define TLY__FIT_SLOTS 64
+#define TLY__KEY_SLOTS 256
 
 struct tly {
 	struct store *store;
@@ -25,6 +26,9 @@ struct tly {
 	struct tly__cached_schema cache[TLY__SCHEMA_CACHE];
 	/* answers since the last refit, per project (a small direct-mapped table) */
 	struct { int64_t project_id; int count, every; long long total; } fits[TLY__FIT_SLOTS];
+	/* authenticated keys, valid while no other connection has committed
+	 * (a revocation or role change from the CLI invalidates them all) */
+	struct { unsigned char hash[32]; struct tly_actor a; int64_t version; int used; } keys[TLY__KEY_SLOTS];
 };
 
 /* A loaded project: the row (id, org_id, created_at; name and schema text are
