@@ -227,6 +227,40 @@ static enum tly_code conflict_out(struct store *s, enum tly_code rc, int keep, s
 	return rc;
 }
 
+/* Opens a transaction on the caller's open assignment: loads it, its project
+ * and, when task is not NULL, its task (refusing a canceled one). On TLY_OK
+ * the transaction stays open for the caller; on failure it is closed (an
+ * expiry found on the way is committed). p and task are always safe to clear. */
+static enum tly_code assignment_begin(struct tly *t, const struct tly_actor *a,
+				      const char *assignment, int64_t now, struct store_asg *asg,
+				      struct tly__project *p, struct store_task *task,
+				      struct tly_err *err)
+{
+	struct store *s = t->store;
+	int expired_now = 0;
+	enum tly_code rc;
+
+	memset(p, 0, sizeof(*p));
+	if ((rc = s->ops->begin(s, err)) != TLY_OK)
+		return rc;
+	if ((rc = asg_load(t, a, assignment, asg, p, err)) != TLY_OK)
+		goto rollback;
+	if ((rc = asg_open(s, asg, now, &expired_now, err)) != TLY_OK)
+		return conflict_out(s, rc, expired_now, err);
+	if (!task)
+		return TLY_OK;
+	if ((rc = s->ops->task_get(s, asg->task_id, task, err)) != TLY_OK)
+		goto rollback;
+	if (task->status == TLY_TASK_CANCELED) {
+		rc = tly_err_set(err, TLY_ECONFLICT, "", "task_closed: the task was canceled");
+		goto rollback;
+	}
+	return TLY_OK;
+rollback:
+	s->ops->rollback(s);
+	return rc;
+}
+
 enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *assignment,
 			 const json_t *body, json_t **out, struct tly_err *err)
 {
@@ -240,7 +274,7 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 	json_t *data = NULL;
 	int64_t now = tly_now_ms();
 	long long duration = 0;
-	int expired_now = 0, confident = 1;
+	int confident = 1;
 	enum tly_code rc;
 
 	*out = NULL;
@@ -254,20 +288,8 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 					   "duration_ms: must be an integer from 0 to 604800000");
 		duration = json_integer_value(dur);
 	}
-	if ((rc = s->ops->begin(s, err)) != TLY_OK)
-		return rc;
-	if ((rc = asg_load(t, a, assignment, &asg, &p, err)) != TLY_OK)
-		goto rollback;
-	if ((rc = asg_open(s, &asg, now, &expired_now, err)) != TLY_OK) {
-		rc = conflict_out(s, rc, expired_now, err);
+	if ((rc = assignment_begin(t, a, assignment, now, &asg, &p, &task, err)) != TLY_OK)
 		goto out;
-	}
-	if ((rc = s->ops->task_get(s, asg.task_id, &task, err)) != TLY_OK)
-		goto rollback;
-	if (task.status == TLY_TASK_CANCELED) {
-		rc = tly_err_set(err, TLY_ECONFLICT, "", "task_closed: the task was canceled");
-		goto rollback;
-	}
 	data = tly__parse_stored(task.data);
 	if ((rc = tly_schema_check_answers(p.schema, data, answers, err)) != TLY_OK)
 		goto rollback;
@@ -329,18 +351,11 @@ enum tly_code tly_release(struct tly *t, const struct tly_actor *a, const char *
 	struct store *s = t->store;
 	struct store_asg asg;
 	struct tly__project p;
-	int expired_now = 0;
 	enum tly_code rc;
 
 	*out = NULL;
-	if ((rc = s->ops->begin(s, err)) != TLY_OK)
-		return rc;
-	if ((rc = asg_load(t, a, assignment, &asg, &p, err)) != TLY_OK)
-		goto rollback;
-	if ((rc = asg_open(s, &asg, tly_now_ms(), &expired_now, err)) != TLY_OK) {
-		rc = conflict_out(s, rc, expired_now, err);
+	if ((rc = assignment_begin(t, a, assignment, tly_now_ms(), &asg, &p, NULL, err)) != TLY_OK)
 		goto out;
-	}
 	if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_RELEASED, asg.expires_at, err)) != TLY_OK ||
 	    (rc = drop_lease(s, asg.task_id, err)) != TLY_OK)
 		goto rollback;
@@ -363,24 +378,11 @@ enum tly_code tly_heartbeat(struct tly *t, const struct tly_actor *a, const char
 	struct store_task task = { 0 };
 	struct tly__project p;
 	int64_t now = tly_now_ms();
-	int expired_now = 0;
 	enum tly_code rc;
 
 	*out = NULL;
-	if ((rc = s->ops->begin(s, err)) != TLY_OK)
-		return rc;
-	if ((rc = asg_load(t, a, assignment, &asg, &p, err)) != TLY_OK)
-		goto rollback;
-	if ((rc = asg_open(s, &asg, now, &expired_now, err)) != TLY_OK) {
-		rc = conflict_out(s, rc, expired_now, err);
+	if ((rc = assignment_begin(t, a, assignment, now, &asg, &p, &task, err)) != TLY_OK)
 		goto out;
-	}
-	if ((rc = s->ops->task_get(s, asg.task_id, &task, err)) != TLY_OK)
-		goto rollback;
-	if (task.status == TLY_TASK_CANCELED) {
-		rc = tly_err_set(err, TLY_ECONFLICT, "", "task_closed: the task was canceled");
-		goto rollback;
-	}
 	asg.expires_at = now + (int64_t)p.schema->lease_seconds * 1000;
 	if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_ACTIVE, asg.expires_at, err)) != TLY_OK)
 		goto rollback;
