@@ -370,13 +370,18 @@ static enum tly_code walk(struct tly *t, int64_t project, int write, int answere
 				rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
 				break;
 			}
-			if ((rc = s->ops->task_list(s, project, statuses[si], after,
-						    write ? WRITE_BATCH : WALK_BATCH, keep_row, &b, err)))
-				break;
-			if (b.n == 0)
-				break;
+			/* a writing walk reads its batch inside its transaction: rows read
+			 * before it could be changed by the server's own commits, and
+			 * writing their counters back would undo those */
 			if (write && (rc = s->ops->begin(s, err)) != TLY_OK)
 				break;
+			if ((rc = s->ops->task_list(s, project, statuses[si], after,
+						    write ? WRITE_BATCH : WALK_BATCH, keep_row, &b, err)) ||
+			    b.n == 0) {
+				if (write)
+					s->ops->rollback(s);
+				break;
+			}
 			for (int i = 0; i < b.n && rc == TLY_OK; i++) {
 				struct resp_set rs = { 0 };
 				if (b.rows[i].n_responses > 0)
