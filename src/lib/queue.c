@@ -19,6 +19,7 @@
 #include "util.h"
 
 #define EXPIRE_BATCH 256
+#define SWEEP_MS 200
 
 struct expire_ctx {
 	struct store *s;
@@ -57,6 +58,19 @@ static json_t *claim_json(struct tly *t, const struct store_asg *a, const struct
 			 "expires_at", tly__time(a->expires_at),
 			 "task", "id", tly__id(t, TLY_TASK, task->id),
 			 "data", tly__parse_stored(task->data));
+}
+
+/* Ran-out leases of a project are swept at most every SWEEP_MS: a lease
+ * that ran out comes back to the queue that much later at worst. */
+static int sweep_due(struct tly *t, int64_t project, int64_t now)
+{
+	int slot = (int)((uint64_t)project % TLY__FIT_SLOTS);
+
+	if (t->sweeps[slot].project_id == project && now - t->sweeps[slot].at < SWEEP_MS)
+		return 0;
+	t->sweeps[slot].project_id = project;
+	t->sweeps[slot].at = now;
+	return 1;
 }
 
 /* Gold first while the annotator qualifies, then at the project's rate. The
@@ -99,8 +113,8 @@ enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *pr
 		return rc;
 	if ((rc = s->ops->begin(s, err)) != TLY_OK)
 		goto out;
-	rc = s->ops->asg_expired(s, p.row.id, now, EXPIRE_BATCH, expire_one, &ec, err);
-	if (rc != TLY_OK)
+	if (sweep_due(t, p.row.id, now) &&
+	    (rc = s->ops->asg_expired(s, p.row.id, now, EXPIRE_BATCH, expire_one, &ec, err)) != TLY_OK)
 		goto rollback;
 
 	/* a retried claim gets the lease it already holds */
@@ -137,16 +151,17 @@ enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *pr
 		goto out;
 	}
 	rc = TLY_ENOTFOUND;
-	if (want_gold(t, &p, &st))
-		rc = s->ops->task_next_gold(s, p.row.id, a->user_id, &task_id, err);
+	if (want_gold(t, &p, &st) &&
+	    (rc = s->ops->task_next_gold(s, p.row.id, a->user_id, &task_id, err)) == TLY_OK)
+		rc = s->ops->task_get(s, task_id, &task, err);
 	if (rc == TLY_ENOTFOUND)
-		rc = s->ops->task_next(s, p.row.id, a->user_id, p.schema->max_responses, &task_id, err);
+		rc = s->ops->task_next(s, p.row.id, a->user_id, p.schema->max_responses, &task, err);
 	if (rc == TLY_ENOTFOUND) {
 		tly_err_clear(err);
 		rc = s->ops->commit(s, err); /* keep the expiries */
 		goto out;
 	}
-	if (rc != TLY_OK || (rc = s->ops->task_get(s, task_id, &task, err)) != TLY_OK)
+	if (rc != TLY_OK)
 		goto rollback;
 	asg.task_id = task.id;
 	asg.project_id = p.row.id;

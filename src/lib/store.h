@@ -119,8 +119,9 @@ struct store_ops {
 	/* consensus NULL keeps the stored one */
 	enum tly_code (*task_update)(struct store *s, int64_t id, enum tly_task_status status, int n_responses, int n_leases, const char *consensus, struct tly_err *err);
 	/* next open task of the project with n_responses + n_leases < max that
-	 * `user` was never assigned; highest priority, then lowest id */
-	enum tly_code (*task_next)(struct store *s, int64_t project, int64_t user, int max, int64_t *id, struct tly_err *err);
+	 * `user` was never assigned; highest priority, then lowest id; t is
+	 * filled like task_get's */
+	enum tly_code (*task_next)(struct store *s, int64_t project, int64_t user, int max, struct store_task *t, struct tly_err *err);
 
 	/* next gold task of the project `user` was never assigned, by id */
 	enum tly_code (*task_next_gold)(struct store *s, int64_t project, int64_t user, int64_t *id, struct tly_err *err);

@@ -125,7 +125,9 @@ static const char *const stmt_sql[S_COUNT] = {
 			  " slots=slots + n_responses + n_leases - ?3 - ?4,"
 			  " consensus=coalesce(?5, consensus) WHERE id=?1",
 	/* INDEXED BY: the planner would rather sort every open task */
-	[S_TASK_NEXT] = "SELECT t.id FROM tasks t INDEXED BY tasks_open"
+	[S_TASK_NEXT] = "SELECT t.id, t.project_id, t.unique_id, t.priority, t.data, t.metadata,"
+			" t.status, t.n_responses, t.n_leases, t.created_at, t.is_gold, t.gold,"
+			" t.consensus FROM tasks t INDEXED BY tasks_open"
 			" WHERE t.project_id=?1 AND t.status < 2 AND t.is_gold = 0 AND t.slots > 0"
 			" AND t.n_responses + t.n_leases < ?3"
 			" AND NOT EXISTS (SELECT 1 FROM assignments a"
@@ -697,7 +699,7 @@ static enum tly_code sq_task_update(struct store *s, int64_t id, enum tly_task_s
 }
 
 static enum tly_code sq_task_next(struct store *s, int64_t project, int64_t user, int max,
-				  int64_t *id, struct tly_err *err)
+				  struct store_task *t, struct tly_err *err)
 {
 	sqlite3_stmt *st = get(s, S_TASK_NEXT);
 	enum tly_code rc;
@@ -706,7 +708,7 @@ static enum tly_code sq_task_next(struct store *s, int64_t project, int64_t user
 	sqlite3_bind_int64(st, 2, user);
 	sqlite3_bind_int(st, 3, max);
 	if ((rc = step_one(s, st, err, "open task")) == TLY_OK)
-		*id = sqlite3_column_int64(st, 0);
+		task_row(st, t, 1);
 	done(st);
 	return rc;
 }

@@ -26,6 +26,7 @@ struct tly {
 	struct tly__cached_schema cache[TLY__SCHEMA_CACHE];
 	/* answers since the last refit, per project (a small direct-mapped table) */
 	struct { int64_t project_id; int count, every; long long total; } fits[TLY__FIT_SLOTS];
+	struct { int64_t project_id, at; } sweeps[TLY__FIT_SLOTS]; /* last lease sweep */
 	/* authenticated keys, valid while no other connection has committed
 	 * (a revocation or role change from the CLI invalidates them all) */
 	struct { unsigned char hash[32]; struct tly_actor a; int64_t version; int used; } keys[TLY__KEY_SLOTS];
