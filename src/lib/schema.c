@@ -65,9 +65,12 @@ static enum tly_code check_keys(const json_t *obj, const char *const *common,
 
 	json_object_foreach((json_t *)obj, key, v) {
 		(void)v;
-		if (!key_allowed(key, common) && !(extra && key_allowed(key, extra)))
-			return tly_err_set(err, TLY_EINVALID, path, "%s: unknown key \"%.64s\"",
-					   path, key);
+		if (!key_allowed(key, common) && !(extra && key_allowed(key, extra))) {
+			/* the path names the key itself: "questions[0].colour", "colour" */
+			char at[192];
+			snprintf(at, sizeof(at), "%s%s%.64s", *path ? path : "", *path ? "." : "", key);
+			return tly_err_set(err, TLY_EINVALID, at, "%s: unknown key", at);
+		}
 	}
 	return TLY_OK;
 }
@@ -700,10 +703,8 @@ enum tly_code tly_schema_parse(const json_t *in, struct tly_schema *out, struct 
 		goto fail;
 	}
 	doc = json_deep_copy(in);
-	if ((rc = check_keys(doc, top_keys, NULL, "schema", err)) != TLY_OK) {
-		snprintf(err->field, sizeof(err->field), "%s", "");
+	if ((rc = check_keys(doc, top_keys, NULL, "", err)) != TLY_OK)
 		goto fail;
-	}
 	name = json_string_value(json_object_get(doc, "name"));
 	if (!name || !*name || json_string_length(json_object_get(doc, "name")) > MAX_NAME_BYTES) {
 		rc = tly_err_set(err, TLY_EINVALID, "name",

@@ -267,7 +267,7 @@ static const struct bad_schema bad_schemas[] = {
 	{ "42", TLY_EBADREQ, "" },
 	{ "null", TLY_EBADREQ, "" },
 	/* top level */
-	{ "{" NM "," FT "," QC ",'colour':'red'}", TLY_EINVALID, "" },
+	{ "{" NM "," FT "," QC ",'colour':'red'}", TLY_EINVALID, "colour" },
 	{ "{" FT "," QC "}", TLY_EINVALID, "name" },
 	{ "{'name':''," FT "," QC "}", TLY_EINVALID, "name" },
 	{ "{'name':7," FT "," QC "}", TLY_EINVALID, "name" },
@@ -291,7 +291,7 @@ static const struct bad_schema bad_schemas[] = {
 	{ "{" NM ",'fields':[{'name':'a','type':'Text'}]," QC "}", TLY_EINVALID, "fields[0].type" },
 	{ "{" NM ",'fields':[{'name':'a','type':'text'},{'name':'b','type':'text','required':'no'}]," QC "}",
 	  TLY_EINVALID, "fields[1].required" },
-	{ "{" NM ",'fields':[{'name':'a','type':'text','colour':1}]," QC "}", TLY_EINVALID, "fields[0]" },
+	{ "{" NM ",'fields':[{'name':'a','type':'text','colour':1}]," QC "}", TLY_EINVALID, "fields[0].colour" },
 	/* questions: common */
 	{ SQ("7"), TLY_EINVALID, "questions[0]" },
 	{ SQ("{'type':'choice','options':['a']}"), TLY_EINVALID, "questions[0].name" },
@@ -303,8 +303,8 @@ static const struct bad_schema bad_schemas[] = {
 	{ SQ("{'name':'q','type':'choice','options':['a'],'required':1}"), TLY_EINVALID,
 	  "questions[0].required" },
 	{ SQ("{'name':'q','type':'choice','options':['a'],'labels':['b']}"), TLY_EINVALID,
-	  "questions[0]" },
-	{ SQ("{'name':'q','type':'rating','options':['a']}"), TLY_EINVALID, "questions[0]" },
+	  "questions[0].labels" },
+	{ SQ("{'name':'q','type':'rating','options':['a']}"), TLY_EINVALID, "questions[0].options" },
 	/* choice / multi_choice */
 	{ SQ("{'name':'q','type':'choice'}"), TLY_EINVALID, "questions[0].options" },
 	{ SQ("{'name':'q','type':'choice','options':[]}"), TLY_EINVALID, "questions[0].options" },
@@ -337,14 +337,14 @@ static const struct bad_schema bad_schemas[] = {
 	{ SAQ("{'name':'q','type':'spans','field':'md','labels':['X','X']}"), TLY_EINVALID, "questions[0].labels" },
 	{ SAQ("{'name':'q','type':'boxes','field':'text','labels':['X']}"), TLY_EINVALID, "questions[0].field" },
 	{ SAQ("{'name':'q','type':'boxes','field':'img','labels':[]}"), TLY_EINVALID, "questions[0].labels" },
-	{ SAQ("{'name':'q','type':'boxes','field':'img','labels':['X'],'options':['a']}"), TLY_EINVALID, "questions[0]" },
+	{ SAQ("{'name':'q','type':'boxes','field':'img','labels':['X'],'options':['a']}"), TLY_EINVALID, "questions[0].options" },
 	/* ranking / compare */
 	{ SAQ("{'name':'q','type':'ranking','field':'text'}"), TLY_EINVALID, "questions[0].field" },
 	{ SAQ("{'name':'q','type':'ranking'}"), TLY_EINVALID, "questions[0].field" },
 	{ SAQ("{'name':'q','type':'compare','field':'chat'}"), TLY_EINVALID, "questions[0].field" },
 	{ SAQ("{'name':'q','type':'compare','field':'resp','allow_tie':'yes'}"), TLY_EINVALID,
 	  "questions[0].allow_tie" },
-	{ SAQ("{'name':'q','type':'ranking','field':'resp','allow_tie':true}"), TLY_EINVALID, "questions[0]" },
+	{ SAQ("{'name':'q','type':'ranking','field':'resp','allow_tie':true}"), TLY_EINVALID, "questions[0].allow_tie" },
 	/* rating */
 	{ SQ("{'name':'q','type':'rating','min':5,'max':5}"), TLY_EINVALID, "questions[0].max" },
 	{ SQ("{'name':'q','type':'rating','min':6}"), TLY_EINVALID, "questions[0].max" },
