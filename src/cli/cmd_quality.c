@@ -55,11 +55,19 @@ static int header_is(const struct tly_csv *csv, const char *const *names, size_t
 	return 1;
 }
 
-/* Reads the answers of path into a (not finished). Returns 0 or 1 (reported). */
-static int read_answers(const char *path, struct tly_answers *a)
+/* A CSV input of this command: a header with `nfields` columns (names[i] NULL
+ * matches any name), then rows handed to row(); every fault is reported as
+ * FILE:LINE: why. Returns 0, or 1 once reported. */
+struct csv_input {
+	const char *const *names;
+	size_t nfields;
+	const char *header;    /* the header as shown in messages */
+	int (*row)(void *arg, const struct tly_csv *csv, const char *path, unsigned long line);
+	void *arg;
+};
+
+static int read_csv(const char *path, const struct csv_input *in)
 {
-	static const char *const hdr[] = { "question", "worker", "answer" };
-	static const char *const what[] = { "question", "worker", "answer" };
 	struct tly_csv csv;
 	char err[ERRLEN];
 	FILE *fp = open_input(path);
@@ -76,46 +84,29 @@ static int read_answers(const char *path, struct tly_answers *a)
 	}
 	while ((r = tly_csv_read(&csv, err, sizeof(err))) == 1) {
 		unsigned long line = tly_csv_line(&csv);
-		const char *f[3];
-		size_t len[3];
 
 		if (first) {
 			first = 0;
-			if (!header_is(&csv, hdr, 3)) {
-				fprintf(stderr, "%s:%lu: expected the header question,worker,answer\n",
-					path, line);
+			if (!header_is(&csv, in->names, in->nfields)) {
+				fprintf(stderr, "%s:%lu: expected the header %s\n", path, line, in->header);
 				goto out;
 			}
 			continue;
 		}
-		if (csv.nfields != 3) {
-			fprintf(stderr, "%s:%lu: expected 3 fields (question,worker,answer), got %zu\n",
-				path, line, csv.nfields);
+		if (csv.nfields != in->nfields) {
+			fprintf(stderr, "%s:%lu: expected %zu fields (%s), got %zu\n", path, line,
+				in->nfields, in->header, csv.nfields);
 			goto out;
 		}
-		for (int i = 0; i < 3; i++) {
-			f[i] = tly_csv_field(&csv, (size_t)i, &len[i]);
-			if (len[i] == 0) {
-				fprintf(stderr, "%s:%lu: empty %s\n", path, line, what[i]);
-				goto out;
-			}
-		}
-		if (line > UINT32_MAX) {
-			fprintf(stderr, "%s:%lu: file too long\n", path, line);
+		if (in->row(in->arg, &csv, path, line) != 0)
 			goto out;
-		}
-		if (tly_answers_add(a, f[0], len[0], f[1], len[1], f[2], len[2],
-				    (uint32_t)line, err, sizeof(err)) != TLY_Q_OK) {
-			fprintf(stderr, "%s:%lu: %s\n", path, line, err);
-			goto out;
-		}
 	}
 	if (r < 0) {
 		fprintf(stderr, "%s:%lu: %s\n", path, tly_csv_line(&csv), err);
 		goto out;
 	}
 	if (first) {
-		fprintf(stderr, "%s:1: empty file: expected the header question,worker,answer\n", path);
+		fprintf(stderr, "%s:1: empty file: expected the header %s\n", path, in->header);
 		goto out;
 	}
 	rc = 0;
@@ -123,6 +114,42 @@ out:
 	tly_csv_release(&csv);
 	close_input(fp);
 	return rc;
+}
+
+static int answer_row(void *arg, const struct tly_csv *csv, const char *path, unsigned long line)
+{
+	static const char *const what[] = { "question", "worker", "answer" };
+	struct tly_answers *a = arg;
+	char err[ERRLEN];
+	const char *f[3];
+	size_t len[3];
+
+	for (int i = 0; i < 3; i++) {
+		f[i] = tly_csv_field(csv, (size_t)i, &len[i]);
+		if (len[i] == 0) {
+			fprintf(stderr, "%s:%lu: empty %s\n", path, line, what[i]);
+			return 1;
+		}
+	}
+	if (line > UINT32_MAX) {
+		fprintf(stderr, "%s:%lu: file too long\n", path, line);
+		return 1;
+	}
+	if (tly_answers_add(a, f[0], len[0], f[1], len[1], f[2], len[2], (uint32_t)line, err,
+			    sizeof(err)) != TLY_Q_OK) {
+		fprintf(stderr, "%s:%lu: %s\n", path, line, err);
+		return 1;
+	}
+	return 0;
+}
+
+/* Reads the answers of path into a (not finished). Returns 0 or 1 (reported). */
+static int read_answers(const char *path, struct tly_answers *a)
+{
+	static const char *const hdr[] = { "question", "worker", "answer" };
+	const struct csv_input in = { hdr, 3, "question,worker,answer", answer_row, a };
+
+	return read_csv(path, &in);
 }
 
 static int finish_answers(const char *path, struct tly_answers *a)
@@ -156,88 +183,60 @@ static void gold_release(struct gold *g)
 	memset(g, 0, sizeof(*g));
 }
 
+struct gold_ctx {
+	struct gold *g;
+	struct tly_answers *a;
+};
+
+static int gold_row(void *arg, const struct tly_csv *csv, const char *path, unsigned long line)
+{
+	struct gold_ctx *c = arg;
+	struct gold *g = c->g;
+	char err[ERRLEN];
+	size_t ql, ll;
+	const char *q = tly_csv_field(csv, 0, &ql), *l = tly_csv_field(csv, 1, &ll);
+	uint32_t qi, li;
+	int is_new;
+
+	if (ql == 0 || ll == 0) {
+		fprintf(stderr, "%s:%lu: empty %s\n", path, line, ql == 0 ? "question" : "label");
+		return 1;
+	}
+	if (tly_strtab_intern(&g->questions, q, ql, &qi, &is_new) != TLY_Q_OK ||
+	    tly_strtab_intern(&g->labels, l, ll, &li, NULL) != TLY_Q_OK) {
+		fprintf(stderr, "%s:%lu: value too long or out of memory\n", path, line);
+		return 1;
+	}
+	if (!is_new) {
+		fprintf(stderr, "%s:%lu: question '%s' given twice\n", path, line, q);
+		return 1;
+	}
+	if (qi >= g->cap) {
+		size_t nc = g->cap ? g->cap * 2 : 256;
+		uint32_t *p = realloc(g->label_of, nc * sizeof(*p));
+
+		if (p == NULL) {
+			fprintf(stderr, "%s: out of memory\n", path);
+			return 1;
+		}
+		g->label_of = p;
+		g->cap = nc;
+	}
+	g->label_of[qi] = li;
+	if (tly_answers_add_label(c->a, l, ll, err, sizeof(err)) != TLY_Q_OK) {
+		fprintf(stderr, "%s:%lu: %s\n", path, line, err);
+		return 1;
+	}
+	return 0;
+}
+
 static int read_gold(const char *path, struct gold *g, struct tly_answers *a)
 {
 	static const char *const hdr[] = { "question", NULL };
-	struct tly_csv csv;
-	char err[ERRLEN];
-	FILE *fp = open_input(path);
-	int rc = 1, r, first = 1;
+	struct gold_ctx c = { g, a };
+	const struct csv_input in = { hdr, 2, "question,label", gold_row, &c };
 
-	memset(&csv, 0, sizeof(csv));
-	if (fp == NULL) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	if (tly_csv_init(&csv, fp, 0, 0) != TLY_Q_OK) {
-		fprintf(stderr, "%s: out of memory\n", path);
-		goto out;
-	}
-	while ((r = tly_csv_read(&csv, err, sizeof(err))) == 1) {
-		unsigned long line = tly_csv_line(&csv);
-		size_t ql, ll;
-		const char *q, *l;
-		uint32_t qi, li;
-		int is_new;
-
-		if (first) {
-			first = 0;
-			if (!header_is(&csv, hdr, 2)) {
-				fprintf(stderr, "%s:%lu: expected the header question,label\n", path, line);
-				goto out;
-			}
-			continue;
-		}
-		if (csv.nfields != 2) {
-			fprintf(stderr, "%s:%lu: expected 2 fields (question,label), got %zu\n",
-				path, line, csv.nfields);
-			goto out;
-		}
-		q = tly_csv_field(&csv, 0, &ql);
-		l = tly_csv_field(&csv, 1, &ll);
-		if (ql == 0 || ll == 0) {
-			fprintf(stderr, "%s:%lu: empty %s\n", path, line, ql == 0 ? "question" : "label");
-			goto out;
-		}
-		if (tly_strtab_intern(&g->questions, q, ql, &qi, &is_new) != TLY_Q_OK ||
-		    tly_strtab_intern(&g->labels, l, ll, &li, NULL) != TLY_Q_OK) {
-			fprintf(stderr, "%s:%lu: value too long or out of memory\n", path, line);
-			goto out;
-		}
-		if (!is_new) {
-			fprintf(stderr, "%s:%lu: question '%s' given twice\n", path, line, q);
-			goto out;
-		}
-		if (qi >= g->cap) {
-			size_t nc = g->cap ? g->cap * 2 : 256;
-			uint32_t *p = realloc(g->label_of, nc * sizeof(*p));
-
-			if (p == NULL) {
-				fprintf(stderr, "%s: out of memory\n", path);
-				goto out;
-			}
-			g->label_of = p;
-			g->cap = nc;
-		}
-		g->label_of[qi] = li;
-		if (tly_answers_add_label(a, l, ll, err, sizeof(err)) != TLY_Q_OK) {
-			fprintf(stderr, "%s:%lu: %s\n", path, line, err);
-			goto out;
-		}
-	}
-	if (r < 0) {
-		fprintf(stderr, "%s:%lu: %s\n", path, tly_csv_line(&csv), err);
-		goto out;
-	}
-	if (first) {
-		fprintf(stderr, "%s:1: empty file: expected the header question,label\n", path);
-		goto out;
-	}
-	rc = 0;
-out:
-	tly_csv_release(&csv);
-	close_input(fp);
-	return rc;
+	return read_csv(path, &in);
 }
 
 /* Writes s as one CSV field, quoted when needed. */
