@@ -236,13 +236,20 @@ void tly__note_answer(struct tly *t, const struct tly__project *p)
 	t->fits[slot].every = p->schema->quality.refit_every;
 	if (t->fits[slot].every < t->fits[slot].total / 4)
 		t->fits[slot].every = (int)(t->fits[slot].total / 4);
+	if (t->fits[slot].count >= t->fits[slot].every)
+		t->fit_due = 1;
 }
 
 int tly_refit_due(struct tly *t, char project_out[32])
 {
+	/* asked after every request: answer at once when nothing is due */
+	if (!t->fit_due)
+		return 0;
+	t->fit_due = 0;
 	for (int i = 0; i < TLY__FIT_SLOTS; i++)
 		if (t->fits[i].project_id && t->fits[i].count >= t->fits[i].every) {
 			t->fits[i].count = 0;
+			t->fit_due = 1; /* the caller asks again until nothing is left */
 			tly_id_encode(&t->ids, TLY_PROJECT, t->fits[i].project_id, project_out);
 			return 1;
 		}
