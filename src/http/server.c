@@ -86,7 +86,8 @@ struct server {
  * when *out stays NULL and the route allows it) or an error. */
 typedef enum tly_code (*handler_fn)(struct req *r, json_t **out, struct tly_err *err);
 
-enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, STREAMS = 8 };
+/* SELF: the handler sends its reply itself (stored bytes, a stream) */
+enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8 };
 
 struct route {
 	enum evhttp_cmd_type method;
@@ -103,12 +104,15 @@ static const char *query(struct req *r, const char *key)
 	return evhttp_find_header(&r->query, key);
 }
 
+static void reply_bytes(struct server *srv, struct evhttp_request *ev, int status,
+			const char *p, size_t n);
+
 static enum tly_code h_openapi(struct req *r, json_t **out, struct tly_err *err)
 {
-	(void)r;
 	(void)out;
 	(void)err;
-	return TLY_OK; /* answered in dispatch: served as stored bytes */
+	reply_bytes(r->srv, r->ev, 200, tly_openapi_json, tly_openapi_json_len);
+	return TLY_OK;
 }
 
 static enum tly_code h_me(struct req *r, json_t **out, struct tly_err *err)
@@ -464,7 +468,7 @@ static enum tly_code h_refit(struct req *r, json_t **out, struct tly_err *err)
 /* ---- the route table --------------------------------------------------------- */
 
 static const struct route routes[] = {
-	{ EVHTTP_REQ_GET, "/api/v1/openapi.json", h_openapi, 200, PUBLIC },
+	{ EVHTTP_REQ_GET, "/api/v1/openapi.json", h_openapi, 200, PUBLIC | SELF },
 	{ EVHTTP_REQ_GET, "/api/v1/me", h_me, 200, 0 },
 	{ EVHTTP_REQ_GET, "/api/v1/projects", h_project_list, 200, 0 },
 	{ EVHTTP_REQ_POST, "/api/v1/projects", h_project_create, 201, BODY },
@@ -472,7 +476,7 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/tasks", h_tasks_add, 201, BODY },
 	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/tasks", h_task_list, 200, 0 },
 	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK },
-	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/export", h_export, 200, STREAMS },
+	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/export", h_export, 200, SELF },
 	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/quality", h_quality, 200, 0 },
 	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/quality/refit", h_refit, 202, 0 },
 	{ EVHTTP_REQ_GET, "/api/v1/tasks/{id}", h_task_get, 200, 0 },
@@ -666,18 +670,14 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 		rc = tly_err_set(&err, TLY_EBADREQ, "", "malformed query string");
 		goto fail_rc;
 	}
-	if (rt->handler == h_openapi) {
-		reply_bytes(srv, ev, 200, tly_openapi_json, tly_openapi_json_len);
-		goto out;
-	}
 	if (!(rt->flags & PUBLIC) && (rc = authenticate(&r, &err)) != TLY_OK)
 		goto fail_rc;
 	if ((rt->flags & BODY) && (rc = read_body(&r, &err)) != TLY_OK)
 		goto fail_rc;
 	if ((rc = rt->handler(&r, &out, &err)) != TLY_OK)
 		goto fail_rc;
-	if (rt->flags & STREAMS)
-		goto out; /* the handler answers on its own */
+	if (rt->flags & SELF)
+		goto out; /* the handler answered on its own */
 	if (!out && (rt->flags & NO_CONTENT_OK)) {
 		if (err.message[0]) /* e.g. why an annotator gets no task */
 			evhttp_add_header(evhttp_request_get_output_headers(ev), "Tally-Reason",
