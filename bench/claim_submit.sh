@@ -48,7 +48,7 @@ for c in $CONCS; do
 	# a fresh server per run, so its own counters (if it logs any) are per run
 	PORT=$(free_port)
 	say "claim+submit: $c annotators, $SECS s (tally serve on 127.0.0.1:$PORT)"
-	bg_start "$TMP/serve.$c.log" "$TALLY" serve --listen "127.0.0.1:$PORT"
+	bg_start "$TMP/serve.$c.log" "$TALLY" serve --listen "127.0.0.1:$PORT" ${SERVE_ARGS:-}
 	SERVE=$BG_PID
 	wait_http "$SERVE" "$PORT" /api/v1/openapi.json ||
 		{ cat "$TMP/serve.$c.log" >&2; die "tally serve did not start"; }

@@ -12,7 +12,8 @@
 #define SCHEMA_FILE_MAX (4u << 20)
 
 static const char *const valued[] = { "--org", "--email", "--role", "--user", "--schema",
-				      "--format", "--status", "--listen", "--max-body", NULL };
+				      "--format", "--status", "--listen", "--max-body", "--threads",
+				      NULL };
 
 static int usage_fail(const char *msg)
 {
@@ -179,8 +180,9 @@ int cmd_project(struct cli *c, int argc, char **argv)
 
 int cmd_serve(struct cli *c, int argc, char **argv)
 {
-	struct tly_http_opts o = { "127.0.0.1:8080", 32u << 20 };
+	struct tly_http_opts o = { "127.0.0.1:8080", 32u << 20, 0 };
 	const char *listen = cli_opt(argc, argv, "--listen"), *mb = cli_opt(argc, argv, "--max-body");
+	const char *th = cli_opt(argc, argv, "--threads");
 	int rc;
 
 	if (listen)
@@ -192,6 +194,13 @@ int cmd_serve(struct cli *c, int argc, char **argv)
 		if (errno || *end || v < 1024 || v > (1ull << 32))
 			return usage_fail("--max-body: bytes, from 1024 to 4294967296");
 		o.max_body = (size_t)v;
+	}
+	if (th) {
+		char *end;
+		long v = strtol(th, &end, 10);
+		if (*end || end == th || v < 1 || v > 16)
+			return usage_fail("--threads: event loops, from 1 to 16");
+		o.threads = (int)v;
 	}
 	if ((rc = cli_open(c, 0)) != EXIT_OK)
 		return rc;

@@ -1,13 +1,18 @@
-/* server.c — the HTTP/1.1 server on libevent's evhttp, one thread.
+/* server.c — the HTTP/1.1 server on libevent's evhttp.
  *
- * A request flows: evhttp -> dispatch() -> route match (table below) ->
- * authentication -> body parse (bounded by --max-body, JSON) -> handler ->
- * library call -> JSON reply. The handler owns nothing past its return:
- * everything it allocated is released in dispatch()'s single exit. */
+ * N worker threads (one per core by default), each with its own event loop
+ * and evhttp, accept from one listening socket. A request flows: evhttp ->
+ * dispatch() -> route match (table below) -> body parse (bounded by
+ * --max-body, JSON) -> [library lock] authentication -> handler -> library
+ * call [unlock] -> JSON reply, held back until its batch is on disk (batch.c).
+ * The library is one caller at a time: what runs in parallel is HTTP parsing,
+ * JSON in and out, and the kernel's share. The handler owns nothing past its
+ * return: everything it allocated is released in dispatch()'s single exit. */
 #include "http/server.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -21,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/batch.h"
 #include "tally.h"
 #include "util.h"
 
@@ -28,10 +34,25 @@ extern const char tly_openapi_json[];
 extern const size_t tly_openapi_json_len;
 
 #define MAX_PARAMS 2
-#define BATCH_MAX_REQUESTS 256
-#define BATCH_MAX_MS 5
-#define EXPORT_BATCH 512
+#define MAX_THREADS 16
+#define EXPORT_BATCH 2048
 #define EXPORT_BUF_CAP (256u << 20)
+
+struct worker;
+struct stream;
+
+/* A reply waits in the batch queue until its request's writes are on disk;
+ * a stream's chunks wait the same way, one at a time. */
+enum reply_kind { R_FULL, R_STREAM, R_CHUNK };
+
+struct reply {
+	struct pending hdr;        /* first: the batch queue's part */
+	enum reply_kind kind;
+	struct evhttp_request *ev;
+	int status;
+	struct evbuffer *body;     /* R_FULL */
+	struct stream *stream;     /* R_STREAM, R_CHUNK */
+};
 
 struct req {
 	struct tly *t;
@@ -41,19 +62,12 @@ struct req {
 	struct evkeyvalq query;
 	json_t *body;
 	struct server *srv;
-};
-
-/* A reply held back until the batch it was written in is on disk. */
-struct pending {
-	struct evhttp_request *ev;
-	int status;
-	struct evbuffer *body;     /* NULL for a stream start */
-	struct stream *stream;     /* set for a stream start */
-	struct pending *next;
+	struct worker *w;
+	struct reply *rep;
 };
 
 /* The refit worker: a thread with its own database connection, fed project
- * ids; the event loop never waits for a model fit. */
+ * ids; the event loops never wait for a model fit. */
 #define REFIT_QUEUE 64
 
 struct refitter {
@@ -66,27 +80,36 @@ struct refitter {
 	const char *path;
 };
 
-struct server {
-	struct tly *t;
-	struct refitter refit;
+struct worker {
+	struct server *srv;
+	int id;
+	pthread_t thread;
+	int started;
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
-	struct event *sigterm, *sigint, *drain_timer, *flush_ev;
-	int draining, streams;
-	int64_t drain_deadline;
-	/* group commit: requests handled in one loop pass share one transaction */
-	int batch_open, batch_n;
-	int64_t batch_started;
-	struct pending *head, **tail;
-	long batches, batched;
+	struct event *wake, *drain_timer;
+	int streams, draining;
+	long outstanding;           /* replies queued and not sent yet */
+};
+
+struct server {
+	struct tly *t;
+	pthread_mutex_t lock;       /* the library (t and its store): one caller at a time */
+	struct batcher *batch;
+	struct refitter refit;
+	struct event *sigterm, *sigint;
+	atomic_int draining;
+	_Atomic int64_t drain_deadline;
+	int nworkers;
+	struct worker w[MAX_THREADS];
 };
 
 /* A handler answers with a JSON object (status from the route table, or 204
  * when *out stays NULL and the route allows it) or an error. */
 typedef enum tly_code (*handler_fn)(struct req *r, json_t **out, struct tly_err *err);
 
-/* SELF: the handler sends its reply itself (stored bytes, a stream) */
+/* SELF: the handler fills the reply itself (stored bytes, a stream) */
 enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8 };
 
 struct route {
@@ -104,14 +127,13 @@ static const char *query(struct req *r, const char *key)
 	return evhttp_find_header(&r->query, key);
 }
 
-static void reply_bytes(struct server *srv, struct evhttp_request *ev, int status,
-			const char *p, size_t n);
+static void reply_bytes(struct reply *rep, int status, const char *p, size_t n);
 
 static enum tly_code h_openapi(struct req *r, json_t **out, struct tly_err *err)
 {
 	(void)out;
 	(void)err;
-	reply_bytes(r->srv, r->ev, 200, tly_openapi_json, tly_openapi_json_len);
+	reply_bytes(r->rep, 200, tly_openapi_json, tly_openapi_json_len);
 	return TLY_OK;
 }
 
@@ -201,127 +223,72 @@ static enum tly_code h_heartbeat(struct req *r, json_t **out, struct tly_err *er
 	return tly_heartbeat(r->t, &r->actor, r->params[0], out, err);
 }
 
-/* ---- group commit ------------------------------------------------------------
- * The first request of a loop pass opens a store transaction and schedules
- * flush() behind every callback already queued for this pass; each request
- * runs inside it as a savepoint. flush() commits once (one fsync for all of
- * them) and only then sends the replies: nothing is acknowledged before it
- * is on disk. */
+/* ---- sending --------------------------------------------------------------- */
 
-struct stream;
-static void stream_start(struct stream *st);
-static void stream_free(struct stream *st);
 static const char *reason(int status);
+static void stream_start(struct stream *st);
+static void stream_sent(struct stream *st, int failed);
+static void stream_free(struct stream *st);
 
 static void send_now(struct evhttp_request *ev, int status, struct evbuffer *body)
 {
 	evhttp_send_reply(ev, status, reason(status), body);
 }
 
-static void batch_open(struct server *srv)
+static void fill_failed(struct reply *rep)
 {
-	struct tly_err err;
-	struct store *s = tly_store(srv->t);
+	static const char body[] = "{\"error\":{\"code\":\"internal\","
+				   "\"message\":\"the write could not be committed\"}}";
 
-	if (srv->batch_open)
-		return;
-	tly_err_clear(&err);
-	if (s->ops->begin(s, &err) != TLY_OK) {
-		fprintf(stderr, "tally: cannot open a batch: %s\n", err.message);
-		return; /* requests then commit one by one */
-	}
-	srv->batch_open = 1;
-	srv->batch_n = 0;
-	srv->batch_started = tly_now_ms();
-	srv->batches++;
-	event_active(srv->flush_ev, EV_TIMEOUT, 1);
+	if (!rep->body)
+		rep->body = evbuffer_new();
+	evbuffer_drain(rep->body, evbuffer_get_length(rep->body));
+	evbuffer_add(rep->body, body, sizeof(body) - 1);
+	rep->status = 500;
 }
 
-static void queue_reply(struct server *srv, struct evhttp_request *ev, int status,
-			struct evbuffer *body, struct stream *st)
+/* A reply whose batch is on disk (or failed) goes out, in the owner's thread. */
+static void deliver(struct worker *w, struct reply *rep)
 {
-	struct pending *p;
-
-	if (!srv->batch_open) {
-		if (st)
-			stream_start(st);
-		else
-			send_now(ev, status, body);
-		if (body)
-			evbuffer_free(body);
+	if (rep->kind == R_CHUNK) { /* lives inside its stream */
+		stream_sent(rep->stream, rep->hdr.failed);
 		return;
 	}
-	p = tly_xcalloc(1, sizeof(*p));
-	p->ev = ev;
-	p->status = status;
-	p->body = body;
-	p->stream = st;
-	*srv->tail = p;
-	srv->tail = &p->next;
-	srv->batched++;
-}
-
-static void flush(evutil_socket_t fd, short what, void *arg)
-{
-	struct server *srv = arg;
-	struct store *s = tly_store(srv->t);
-	struct pending *p, *next;
-	struct tly_err err;
-	int ok;
-
-	(void)fd;
-	(void)what;
-	if (!srv->batch_open)
-		return;
-	event_del(srv->flush_ev); /* when called early (batch cap) */
-	tly_err_clear(&err);
-	ok = s->ops->commit(s, &err) == TLY_OK;
-	srv->batch_open = 0;
-	if (!ok)
-		fprintf(stderr, "tally: commit failed, %s\n", err.message);
-	for (p = srv->head; p; p = next) {
-		next = p->next;
-		if (!ok) {
-			/* nothing of this batch is on disk: acknowledge none of it */
-			static const char body[] = "{\"error\":{\"code\":\"internal\","
-						   "\"message\":\"the write could not be committed\"}}";
-			if (p->body)
-				evbuffer_drain(p->body, evbuffer_get_length(p->body));
-			else {
-				p->body = evbuffer_new();
-				stream_free(p->stream);
-			}
-			evbuffer_add(p->body, body, sizeof(body) - 1);
-			send_now(p->ev, 500, p->body);
-		} else if (p->stream) {
-			stream_start(p->stream);
-		} else {
-			send_now(p->ev, p->status, p->body);
-		}
-		if (p->body)
-			evbuffer_free(p->body);
-		free(p);
+	if (rep->kind == R_STREAM && rep->hdr.failed) {
+		stream_free(rep->stream);
+		rep->kind = R_FULL;
 	}
-	srv->head = NULL;
-	srv->tail = &srv->head;
+	if (rep->kind == R_STREAM)
+		stream_start(rep->stream);
+	else {
+		if (rep->hdr.failed)
+			fill_failed(rep);
+		send_now(rep->ev, rep->status, rep->body);
+	}
+	w->outstanding--;
+	if (rep->body)
+		evbuffer_free(rep->body);
+	free(rep);
 }
 
 /* ---- streamed export ------------------------------------------------------- */
 
 struct stream {
-	struct server *srv;
+	struct worker *w;
 	struct evhttp_request *ev;
 	struct evhttp_connection *conn;
 	struct tly_export *x;
 	struct tly_buf buf;
 	struct evbuffer *out;
+	struct reply chunk;         /* the next chunk, while it waits for its batch */
+	int done, queued, closed;
 };
 
 static void stream_free(struct stream *st)
 {
 	if (st->conn)
 		evhttp_connection_set_closecb(st->conn, NULL, NULL);
-	st->srv->streams--;
+	st->w->streams--;
 	tly_export_free(st->x);
 	tly_buf_free(&st->buf);
 	evbuffer_free(st->out);
@@ -334,26 +301,49 @@ static void stream_closed(struct evhttp_connection *conn, void *arg)
 
 	(void)conn;
 	st->conn = NULL;
-	stream_free(st); /* the peer went away: the request is gone with it */
+	st->closed = 1;  /* the peer went away: the request is gone with it */
+	if (!st->queued) /* else the chunk's delivery frees it */
+		stream_free(st);
 }
 
+/* Reads the next chunk. It may show writes of a batch that is not on disk
+ * yet, so it is sent only once that batch is. */
 static void stream_more(struct evhttp_connection *conn, void *arg)
 {
 	struct stream *st = arg;
+	struct server *srv = st->w->srv;
 	struct tly_err err;
-	int done = 0;
+	int durable;
 
 	(void)conn;
 	tly_err_clear(&err);
 	tly_buf_reset(&st->buf);
-	if (tly_export_next(st->x, &st->buf, EXPORT_BATCH, &done, &err) != TLY_OK) {
+	pthread_mutex_lock(&srv->lock);
+	st->chunk.hdr.seq = batch_current(srv->batch);
+	if (tly_export_next(st->x, &st->buf, EXPORT_BATCH, &st->done, &err) != TLY_OK) {
 		/* headers are gone already: all we can do is cut the stream short */
 		fprintf(stderr, "tally: export failed: %s\n", err.message);
-		done = 1;
+		st->done = 1;
+	}
+	durable = batch_add(srv->batch, &st->chunk.hdr);
+	pthread_mutex_unlock(&srv->lock);
+	st->queued = !durable;
+	if (durable)
+		stream_sent(st, 0);
+}
+
+static void stream_sent(struct stream *st, int failed)
+{
+	st->queued = 0;
+	if (st->closed || failed) {
+		if (failed && !st->closed)
+			evhttp_send_reply_end(st->ev);
+		stream_free(st);
+		return;
 	}
 	if (st->buf.len) {
 		evbuffer_add(st->out, st->buf.p, st->buf.len);
-		if (!done) {
+		if (!st->done) {
 			evhttp_send_reply_chunk_with_cb(st->ev, st->out, stream_more, st);
 			return;
 		}
@@ -375,15 +365,19 @@ static enum tly_code h_export(struct req *r, json_t **out, struct tly_err *err)
 	if (rc != TLY_OK)
 		return rc;
 	st = tly_xcalloc(1, sizeof(*st));
-	st->srv = r->srv;
+	st->w = r->w;
 	st->ev = r->ev;
 	st->x = x;
 	st->out = evbuffer_new();
+	st->chunk.kind = R_CHUNK;
+	st->chunk.stream = st;
+	st->chunk.hdr.owner = r->w->id;
 	tly_buf_init(&st->buf, EXPORT_BUF_CAP);
-	r->srv->streams++;
+	r->w->streams++;
 	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type",
 			  "application/x-ndjson");
-	queue_reply(r->srv, r->ev, 200, NULL, st);
+	r->rep->kind = R_STREAM;
+	r->rep->stream = st;
 	return TLY_OK;
 }
 
@@ -560,29 +554,28 @@ static const char *reason(int status)
 	}
 }
 
-static void reply_bytes(struct server *srv, struct evhttp_request *ev, int status,
-			const char *p, size_t n)
-{
-	struct evbuffer *b = evbuffer_new();
 
+static void reply_bytes(struct reply *rep, int status, const char *p, size_t n)
+{
+	if (!rep->body)
+		rep->body = evbuffer_new();
 	if (n)
-		evbuffer_add(b, p, n);
+		evbuffer_add(rep->body, p, n);
+	rep->status = status;
 	if (status != 204)
-		evhttp_add_header(evhttp_request_get_output_headers(ev), "Content-Type",
+		evhttp_add_header(evhttp_request_get_output_headers(rep->ev), "Content-Type",
 				  "application/json");
-	queue_reply(srv, ev, status, b, NULL);
 }
 
-static void reply_json(struct server *srv, struct evhttp_request *ev, int status, json_t *o)
+static void reply_json(struct reply *rep, int status, json_t *o)
 {
 	char *s = json_dumps(o, JSON_COMPACT);
 
-	reply_bytes(srv, ev, status, s, strlen(s));
+	reply_bytes(rep, status, s, strlen(s));
 	free(s);
 }
 
-static void reply_error(struct server *srv, struct evhttp_request *ev, int status,
-			const struct tly_err *err)
+static void reply_error(struct reply *rep, int status, const struct tly_err *err)
 {
 	json_t *e = json_pack("{s:s,s:s}", "code", status == 405 ? "method_not_allowed"
 							   : tly_code_name(err->code),
@@ -592,7 +585,7 @@ static void reply_error(struct server *srv, struct evhttp_request *ev, int statu
 	if (err->code == TLY_EBADJSON && err->offset >= 0)
 		json_object_set_new(e, "offset", json_integer(err->offset));
 	json_t *o = json_pack("{s:o}", "error", e);
-	reply_json(srv, ev, status, o);
+	reply_json(rep, status, o);
 	json_decref(o);
 }
 
@@ -634,24 +627,50 @@ static enum tly_code read_body(struct req *r, struct tly_err *err)
 	return TLY_OK;
 }
 
+/* Runs the route in the open batch, under the library lock. */
+static enum tly_code run(struct req *r, const struct route *rt, enum tly_code body_rc,
+			 const struct tly_err *body_err, json_t **out, struct tly_err *err)
+{
+	struct server *srv = r->srv;
+	enum tly_code rc = TLY_OK;
+	char due[32];
+
+	if (!(rt->flags & PUBLIC))
+		rc = authenticate(r, err);
+	if (rc == TLY_OK && body_rc != TLY_OK) { /* who asks comes first, then what */
+		*err = *body_err;
+		rc = body_rc;
+	}
+	if (rc == TLY_OK)
+		rc = rt->handler(r, out, err);
+	while (tly_refit_due(srv->t, due))
+		refit_enqueue(&srv->refit, due);
+	return rc;
+}
+
 static void dispatch(struct evhttp_request *ev, void *arg)
 {
-	struct server *srv = arg;
-	struct req r = { .t = srv->t, .ev = ev, .srv = srv };
+	struct worker *w = arg;
+	struct server *srv = w->srv;
+	struct req r = { .t = srv->t, .ev = ev, .srv = srv, .w = w };
 	char store[MAX_PARAMS][64];
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
 	enum evhttp_cmd_type method = evhttp_request_get_command(ev);
 	const struct route *rt = NULL;
-	int path_known = 0, status = 500;
+	struct reply *rep = tly_xcalloc(1, sizeof(*rep));
+	int path_known = 0, status = 500, durable;
 	json_t *out = NULL;
-	struct tly_err err;
-	enum tly_code rc;
+	struct tly_err err, body_err;
+	enum tly_code rc, body_rc = TLY_OK;
 
 	tly_err_clear(&err);
+	tly_err_clear(&body_err);
 	TAILQ_INIT(&r.query);
-	batch_open(srv);
+	rep->ev = ev;
+	rep->hdr.owner = w->id;
+	r.rep = rep;
 	if (!path)
 		path = "";
 	for (size_t i = 0; i < NROUTES && !rt; i++)
@@ -660,101 +679,200 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 			if (routes[i].method == method)
 				rt = &routes[i];
 		}
+	/* what fails before the library is reached read nothing: answered now */
 	if (!rt) {
 		status = path_known ? 405 : 404;
 		tly_err_set(&err, path_known ? TLY_EBADREQ : TLY_ENOTFOUND, "",
 			    path_known ? "method not allowed on this route" : "no such route");
-		goto fail;
+		goto now;
 	}
 	if (q && evhttp_parse_query_str(q, &r.query) != 0) {
 		rc = tly_err_set(&err, TLY_EBADREQ, "", "malformed query string");
-		goto fail_rc;
+		status = code_status[rc];
+		goto now;
 	}
-	if (!(rt->flags & PUBLIC) && (rc = authenticate(&r, &err)) != TLY_OK)
-		goto fail_rc;
-	if ((rt->flags & BODY) && (rc = read_body(&r, &err)) != TLY_OK)
-		goto fail_rc;
-	if ((rc = rt->handler(&r, &out, &err)) != TLY_OK)
-		goto fail_rc;
-	if (rt->flags & SELF)
-		goto out; /* the handler answered on its own */
-	if (!out && (rt->flags & NO_CONTENT_OK)) {
+	if (rt->flags & BODY)
+		body_rc = read_body(&r, &body_err);
+
+	pthread_mutex_lock(&srv->lock);
+	if (!(rep->hdr.seq = batch_join(srv->batch))) {
+		pthread_mutex_unlock(&srv->lock);
+		tly_err_set(&err, TLY_EINTERNAL, "", "the database could not open a transaction");
+		goto now;
+	}
+	rc = run(&r, rt, body_rc, &body_err, &out, &err);
+	durable = batch_add(srv->batch, &rep->hdr);
+	pthread_mutex_unlock(&srv->lock);
+
+	/* the reply is built outside the lock; it leaves once its batch is on disk */
+	w->outstanding++;
+	if (rc != TLY_OK) {
+		status = code_status[rc < TLY_NCODES ? rc : TLY_EINTERNAL];
+		if (status >= 500)
+			fprintf(stderr, "tally: %s %s: %s\n", method_name(method), path, err.message);
+		reply_error(rep, status, &err);
+	} else if (rt->flags & SELF) {
+		/* the handler filled the reply */
+	} else if (!out && (rt->flags & NO_CONTENT_OK)) {
 		if (err.message[0]) /* e.g. why an annotator gets no task */
 			evhttp_add_header(evhttp_request_get_output_headers(ev), "Tally-Reason",
 					  err.message);
-		reply_bytes(srv, ev, 204, NULL, 0);
+		reply_bytes(rep, 204, NULL, 0);
+	} else if (out) {
+		reply_json(rep, rt->status, out);
+	} else {
+		tly_err_set(&err, TLY_EINTERNAL, "", "handler returned nothing");
+		reply_error(rep, 500, &err);
 	}
-	else if (out)
-		reply_json(srv, ev, rt->status, out);
-	else {
-		rc = tly_err_set(&err, TLY_EINTERNAL, "", "handler returned nothing");
-		goto fail_rc;
-	}
+	if (durable)
+		deliver(w, rep);
 	goto out;
-fail_rc:
-	status = code_status[rc < TLY_NCODES ? rc : TLY_EINTERNAL];
-fail:
+now:
 	if (status >= 500)
 		fprintf(stderr, "tally: %s %s: %s\n", method_name(method), path, err.message);
-	reply_error(srv, ev, status, &err);
+	reply_error(rep, status, &err);
+	send_now(ev, rep->status, rep->body);
+	evbuffer_free(rep->body);
+	free(rep);
 out:
 	json_decref(out);
 	json_decref(r.body);
 	evhttp_clear_headers(&r.query);
-	{
-		char due[32];
-		while (tly_refit_due(srv->t, due))
-			refit_enqueue(&srv->refit, due);
-	}
-	/* a batch is bounded: a pass with many or slow requests must not hold
-	 * every reply back until its end */
-	if (srv->batch_open && (++srv->batch_n >= BATCH_MAX_REQUESTS ||
-				tly_now_ms() - srv->batch_started >= BATCH_MAX_MS))
-		flush(-1, 0, srv);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------ */
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
-	struct server *srv = arg;
+	struct worker *w = arg;
 
 	(void)fd;
 	(void)what;
-	if ((srv->streams == 0 && !srv->batch_open) || tly_now_ms() >= srv->drain_deadline)
-		event_base_loopbreak(srv->base);
+	if ((w->streams == 0 && w->outstanding == 0) ||
+	    tly_now_ms() >= atomic_load(&w->srv->drain_deadline))
+		event_base_loopbreak(w->base);
+}
+
+static void drain_start(struct worker *w)
+{
+	struct timeval tick = { 0, 50000 };
+
+	w->draining = 1;
+	if (w->sock) {
+		evhttp_del_accept_socket(w->http, w->sock);
+		w->sock = NULL;
+	}
+	w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_check, w);
+	event_add(w->drain_timer, &tick);
+}
+
+/* Replies that are on disk now, and a drain to start. */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct pending *p, *next;
+
+	(void)fd;
+	(void)what;
+	for (p = batch_take(w->srv->batch, w->id); p; p = next) {
+		next = p->next;
+		deliver(w, (struct reply *)p);
+	}
+	if (atomic_load(&w->srv->draining) && !w->draining)
+		drain_start(w);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
-	struct timeval tick = { 0, 50000 };
 
 	(void)what;
-	if (srv->draining)
+	if (atomic_load(&srv->draining))
 		return;
 	fprintf(stderr, "tally: %s, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	srv->draining = 1;
+	atomic_store(&srv->drain_deadline, tly_now_ms() + 10000);
+	atomic_store(&srv->draining, 1);
 	atomic_store(&srv->refit.stop, 1); /* a refit under way gives up at its next batch */
-	srv->drain_deadline = tly_now_ms() + 10000;
-	if (srv->sock) {
-		evhttp_del_accept_socket(srv->http, srv->sock);
-		srv->sock = NULL;
+	for (int i = 0; i < srv->nworkers; i++)
+		batch_poke(srv->batch, i);
+}
+
+static int worker_init(struct server *srv, struct worker *w, int id, const struct tly_http_opts *o)
+{
+	w->srv = srv;
+	w->id = id;
+	w->base = event_base_new();
+	w->http = w->base ? evhttp_new(w->base) : NULL;
+	if (!w->http)
+		return -1;
+	w->wake = event_new(w->base, batch_fd(srv->batch, id), EV_READ | EV_PERSIST, on_wake, w);
+	if (!w->wake || event_add(w->wake, NULL) != 0)
+		return -1;
+	evhttp_set_max_body_size(w->http, (ev_ssize_t)o->max_body);
+	evhttp_set_max_headers_size(w->http, 64 * 1024);
+	evhttp_set_timeout(w->http, 120);
+	/* every method reaches dispatch(), which answers 405 with a JSON body */
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+				   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(w->http, dispatch, w);
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+/* After the loops stopped: replies nobody will send any more. */
+static void drop_unsent(struct server *srv)
+{
+	for (int i = 0; i < srv->nworkers; i++) {
+		struct pending *p, *next;
+		for (p = batch_take(srv->batch, i); p; p = next) {
+			struct reply *rep = (struct reply *)p;
+			next = p->next;
+			if (rep->kind == R_CHUNK) {
+				rep->stream->queued = 0;
+				if (rep->stream->closed)
+					stream_free(rep->stream);
+				continue; /* else evhttp_free() closes it */
+			}
+			if (rep->kind == R_STREAM)
+				stream_free(rep->stream);
+			if (rep->body)
+				evbuffer_free(rep->body);
+			free(rep);
+		}
 	}
-	srv->drain_timer = event_new(srv->base, -1, EV_PERSIST, drain_check, srv);
-	event_add(srv->drain_timer, &tick);
+}
+
+static int threads_default(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
 int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 {
-	struct server srv = { .t = t };
-	struct pending *p;
+	static struct server srv; /* one per process: signals reach it */
+	pthread_mutexattr_t ma;
 	char host[256];
 	const char *colon = strrchr(o->listen, ':');
-	long port;
+	long port, requests = 0, commits = 0;
 	char *end;
-	int rc = 1;
+	int rc = 1, fd;
 
+	memset(&srv, 0, sizeof(srv));
+	srv.t = t;
+	srv.nworkers = o->threads > 0 ? o->threads : threads_default();
+	if (srv.nworkers > MAX_THREADS) {
+		fprintf(stderr, "tally: --threads: at most %d\n", MAX_THREADS);
+		return 1;
+	}
 	if (!colon || (size_t)(colon - o->listen) >= sizeof(host)) {
 		fprintf(stderr, "tally: --listen wants ADDR:PORT, got \"%s\"\n", o->listen);
 		return 1;
@@ -775,47 +893,66 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
 	}
-	srv.tail = &srv.head;
-	srv.base = event_base_new();
-	srv.http = evhttp_new(srv.base);
-	if (!srv.base || !srv.http)
+	json_object_seed(0); /* before any thread hashes a key */
+	/* adaptive: a waiter spins briefly first, as the holder is usually quick */
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&srv.lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	if (!(srv.batch = batch_new(t, &srv.lock, srv.nworkers)))
 		goto out;
-	srv.flush_ev = event_new(srv.base, -1, 0, flush, &srv);
 	srv.refit.path = tly_path(t);
 	pthread_mutex_init(&srv.refit.lock, NULL);
 	pthread_cond_init(&srv.refit.wake, NULL);
 	srv.refit.started = pthread_create(&srv.refit.thread, NULL, refit_main, &srv.refit) == 0;
-	evhttp_set_max_body_size(srv.http, (ev_ssize_t)o->max_body);
-	evhttp_set_max_headers_size(srv.http, 64 * 1024);
-	evhttp_set_timeout(srv.http, 120);
-	/* every method reaches dispatch(), which answers 405 with a JSON body */
-	evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-				   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_gencb(srv.http, dispatch, &srv);
-	srv.sock = evhttp_bind_socket_with_handle(srv.http, host, (ev_uint16_t)port);
-	if (!srv.sock) {
+	for (int i = 0; i < srv.nworkers; i++)
+		if (worker_init(&srv, &srv.w[i], i, o) != 0) {
+			fprintf(stderr, "tally: cannot set up event loop %d\n", i);
+			goto out;
+		}
+	srv.w[0].sock = evhttp_bind_socket_with_handle(srv.w[0].http, host, (ev_uint16_t)port);
+	if (!srv.w[0].sock) {
 		fprintf(stderr, "tally: cannot listen on %s: %s\n", o->listen, strerror(errno));
 		goto out;
 	}
-	srv.sigterm = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
-	srv.sigint = evsignal_new(srv.base, SIGINT, on_signal, &srv);
+	/* the other loops accept from the same socket (each its own descriptor) */
+	fd = evhttp_bound_socket_get_fd(srv.w[0].sock);
+	for (int i = 1; i < srv.nworkers; i++) {
+		int d = dup(fd);
+		if (d < 0 || !(srv.w[i].sock = evhttp_accept_socket_with_handle(srv.w[i].http, d))) {
+			fprintf(stderr, "tally: cannot share the listening socket: %s\n", strerror(errno));
+			if (d >= 0)
+				close(d);
+			goto out;
+		}
+	}
+	srv.sigterm = evsignal_new(srv.w[0].base, SIGTERM, on_signal, &srv);
+	srv.sigint = evsignal_new(srv.w[0].base, SIGINT, on_signal, &srv);
 	event_add(srv.sigterm, NULL);
 	event_add(srv.sigint, NULL);
-	fprintf(stderr, "tally: listening on http://%s\n", o->listen);
-	event_base_dispatch(srv.base);
-	flush(-1, 0, &srv); /* commit what the last pass wrote */
-	fprintf(stderr, "tally: stopped (%ld requests in %ld commits)\n", srv.batched, srv.batches);
+	for (int i = 1; i < srv.nworkers; i++)
+		srv.w[i].started = pthread_create(&srv.w[i].thread, NULL, worker_main, &srv.w[i]) == 0;
+	fprintf(stderr, "tally: listening on http://%s (%d thread%s)\n", o->listen, srv.nworkers,
+		srv.nworkers == 1 ? "" : "s");
+	event_base_dispatch(srv.w[0].base);
 	rc = 0;
 out:
-	for (p = srv.head; p; p = srv.head) {
-		srv.head = p->next;
-		if (p->body)
-			evbuffer_free(p->body);
-		free(p);
+	if (rc) { /* a start that failed half-way: stop what did start */
+		atomic_store(&srv.draining, 1);
+		for (int i = 1; i < srv.nworkers; i++)
+			if (srv.w[i].started)
+				event_base_loopbreak(srv.w[i].base);
 	}
-	if (srv.flush_ev)
-		event_free(srv.flush_ev);
+	for (int i = 1; i < srv.nworkers; i++)
+		if (srv.w[i].started)
+			pthread_join(srv.w[i].thread, NULL);
+	if (srv.batch) {
+		batch_stop(srv.batch); /* commits and syncs what the last requests wrote */
+		batch_counts(srv.batch, &requests, &commits);
+		drop_unsent(&srv);
+	}
+	if (rc == 0)
+		fprintf(stderr, "tally: stopped (%ld requests in %ld commits)\n", requests, commits);
 	if (srv.refit.started) {
 		pthread_mutex_lock(&srv.refit.lock);
 		atomic_store(&srv.refit.stop, 1);
@@ -823,15 +960,22 @@ out:
 		pthread_mutex_unlock(&srv.refit.lock);
 		pthread_join(srv.refit.thread, NULL);
 	}
-	if (srv.drain_timer)
-		event_free(srv.drain_timer);
 	if (srv.sigterm)
 		event_free(srv.sigterm);
 	if (srv.sigint)
 		event_free(srv.sigint);
-	if (srv.http)
-		evhttp_free(srv.http);
-	if (srv.base)
-		event_base_free(srv.base);
+	for (int i = 0; i < srv.nworkers; i++) {
+		struct worker *w = &srv.w[i];
+		if (w->drain_timer)
+			event_free(w->drain_timer);
+		if (w->wake)
+			event_free(w->wake);
+		if (w->http)
+			evhttp_free(w->http);
+		if (w->base)
+			event_base_free(w->base);
+	}
+	batch_free(srv.batch);
+	pthread_mutex_destroy(&srv.lock);
 	return rc;
 }

@@ -10,10 +10,12 @@ struct tly;
 struct tly_http_opts {
 	const char *listen;   /* "ADDR:PORT" */
 	size_t max_body;      /* bytes */
+	int threads;          /* event loops; 0: one per core (at most 16) */
 };
 
 /* Serves until SIGTERM/SIGINT, then stops accepting, lets open responses
- * finish (10 s at most) and returns 0; non-zero when it could not start. */
+ * finish (10 s at most) and returns 0; non-zero when it could not start.
+ * Not re-entrant: one server per process. */
 int tly_http_serve(struct tly *t, const struct tly_http_opts *o);
 
 /* Writes the route table, one "METHOD /path" line each. */

@@ -305,7 +305,10 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 	}
 	if ((rc = assignment_begin(t, a, assignment, now, &asg, &p, &task, err)) != TLY_OK)
 		goto out;
-	data = tly__parse_stored(task.data);
+	/* only questions on a field (spans, boxes, ranking, compare) read the data */
+	for (int i = 0; i < p.schema->nquestions && !data; i++)
+		if (p.schema->questions[i].field >= 0)
+			data = tly__parse_stored(task.data);
 	if ((rc = tly_schema_check_answers(p.schema, data, answers, err)) != TLY_OK)
 		goto rollback;
 	r.task_id = task.id;

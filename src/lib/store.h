@@ -84,6 +84,17 @@ struct store_ops {
 	enum tly_code (*commit)(struct store *s, struct tly_err *err);
 	void (*rollback)(struct store *s);
 
+	/* Deferred durability, for a server that acknowledges in groups: after
+	 * defer_sync(), commit() no longer waits for the disk; a commit counts as
+	 * durable once a later sync() returned. sync() and checkpoint() never
+	 * touch the connection the other ops use, so a second and a third thread
+	 * may call them while the first goes on writing. *checkpoint_due is set
+	 * when the log has grown enough that checkpoint() should run. */
+	enum tly_code (*defer_sync)(struct store *s, struct tly_err *err);
+	enum tly_code (*sync)(struct store *s, int *checkpoint_due, struct tly_err *err);
+	/* *left: log frames it could not copy yet (the writer kept writing) */
+	enum tly_code (*checkpoint)(struct store *s, int *left, struct tly_err *err);
+
 	/* changes whenever another connection commits (PRAGMA data_version) */
 	enum tly_code (*data_version)(struct store *s, int64_t *v, struct tly_err *err);
 	enum tly_code (*meta_get)(struct store *s, const char *key, void *buf, int len, struct tly_err *err);

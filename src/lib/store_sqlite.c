@@ -3,13 +3,25 @@
  * One connection, WAL journal, synchronous=FULL: a commit that returned is on
  * disk. Every statement is prepared once at open (a table of SQL below) and
  * reset after use. Transactions nest through savepoints so a caller may wrap
- * several domain operations into one commit (group commit). */
+ * several domain operations into one commit (group commit).
+ *
+ * Deferred durability (the server): synchronous=NORMAL, so a commit only
+ * write()s its WAL frames, and sync() fdatasync()s the WAL file from another
+ * thread before the server acknowledges anything of that commit. Frames that
+ * were written are on disk after that fdatasync whatever the page cache did,
+ * which is exactly what FULL gives a commit. Checkpoints leave the writing
+ * connection (wal_autocheckpoint=0) for a connection of their own. */
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -180,7 +192,17 @@ struct sqlite_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
 	int depth; /* transaction nesting */
+	/* deferred durability: used only by the syncing / checkpointing threads */
+	char *path;
+	int wal_fd;              /* -1 until the first sync() */
+	sqlite3 *ckpt;           /* the checkpointer's own connection */
+	atomic_int wal_frames;   /* WAL size after the last commit (the wal hook) */
+	int ckpt_frames;         /* WAL size when the last checkpoint was asked for */
 };
+
+/* a checkpoint once the WAL holds this many frames more than at the last one
+ * (SQLite's own autocheckpoint default) */
+#define CKPT_FRAMES 1000
 
 #define DB(s) (((struct sqlite_store *)(s))->db)
 
@@ -255,7 +277,126 @@ static void sq_close(struct store *s)
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(q->st[i]);
 	sqlite3_close(q->db);
+	sqlite3_close(q->ckpt);
+	if (q->wal_fd >= 0)
+		close(q->wal_fd);
+	free(q->path);
 	free(q);
+}
+
+/* ---- deferred durability --------------------------------------------------- */
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct sqlite_store *q = arg;
+
+	(void)db;
+	(void)name;
+	atomic_store(&q->wal_frames, frames);
+	return SQLITE_OK;
+}
+
+static enum tly_code sq_defer_sync(struct store *s, struct tly_err *err)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+	char *msg = NULL;
+
+	if (sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"
+			 "PRAGMA journal_size_limit=67108864;", NULL,
+			 NULL, &msg) != SQLITE_OK) {
+		tly_err_set(err, TLY_EINTERNAL, "", "%s: %s", q->path, msg ? msg : "sql error");
+		sqlite3_free(msg);
+		return TLY_EINTERNAL;
+	}
+	sqlite3_wal_hook(q->db, wal_hook, q);
+	return TLY_OK;
+}
+
+/* fsync of the directory: a WAL file made since the database was opened
+ * must itself survive a power cut. */
+static int sync_dir(const char *path)
+{
+	char *dir = tly_xstrdup(path), *slash = strrchr(dir, '/');
+	int fd, rc = -1;
+
+	if (!slash)
+		strcpy(dir, ".");
+	else
+		slash[slash == dir] = '\0'; /* "/x.db" keeps its "/" */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	free(dir);
+	return rc;
+}
+
+static enum tly_code sq_sync(struct store *s, int *checkpoint_due, struct tly_err *err)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+	struct stat st;
+	int frames;
+
+	*checkpoint_due = 0;
+	/* a WAL that was unlinked and made anew (no connection of ours would
+	 * let that happen, but another process's last close might) is reopened */
+	if (q->wal_fd >= 0 && (fstat(q->wal_fd, &st) != 0 || st.st_nlink == 0)) {
+		close(q->wal_fd);
+		q->wal_fd = -1;
+	}
+	if (q->wal_fd < 0) {
+		char *wal = tly_xmalloc(strlen(q->path) + 5);
+		strcpy(wal, q->path);
+		strcat(wal, "-wal");
+		q->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+		free(wal);
+		if (q->wal_fd < 0 && errno == ENOENT)
+			return TLY_OK; /* nothing written yet: nothing to make durable */
+		if (q->wal_fd < 0 || sync_dir(q->path) != 0)
+			return tly_err_set(err, TLY_EINTERNAL, "", "%s-wal: %s", q->path, strerror(errno));
+	}
+	if (fdatasync(q->wal_fd) != 0)
+		return tly_err_set(err, TLY_EINTERNAL, "", "%s-wal: fdatasync: %s", q->path,
+				   strerror(errno));
+	frames = atomic_load(&q->wal_frames);
+	if (frames < q->ckpt_frames) /* the WAL started over */
+		q->ckpt_frames = 0;
+	if (frames - q->ckpt_frames >= CKPT_FRAMES) {
+		q->ckpt_frames = frames;
+		*checkpoint_due = 1;
+	}
+	return TLY_OK;
+}
+
+static enum tly_code sq_checkpoint(struct store *s, int *left, struct tly_err *err)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+	int rc, log = 0, done = 0;
+
+	*left = 0;
+	if (!q->ckpt) {
+		if (sqlite3_open_v2(q->path, &q->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+				    NULL) != SQLITE_OK) {
+			tly_err_set(err, TLY_EINTERNAL, "", "%s: checkpoint connection: %s", q->path,
+				    q->ckpt ? sqlite3_errmsg(q->ckpt) : "cannot open");
+			sqlite3_close(q->ckpt);
+			q->ckpt = NULL;
+			return TLY_EINTERNAL;
+		}
+		/* NORMAL: the WAL is synced before the copy, the database after it;
+		 * a WAL that grew past 64 MiB in a burst shrinks back when it restarts */
+		sqlite3_exec(q->ckpt, "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=67108864;",
+			     NULL, NULL, NULL);
+	}
+	/* PASSIVE: never waits for the writer, copies what no reader still needs */
+	rc = sqlite3_wal_checkpoint_v2(q->ckpt, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		return tly_err_set(err, TLY_EINTERNAL, "", "%s: checkpoint: %s", q->path,
+				   sqlite3_errmsg(q->ckpt));
+	*left = log > done ? log - done : 0;
+	return TLY_OK;
 }
 
 static enum tly_code sq_begin(struct store *s, struct tly_err *err)
@@ -983,6 +1124,9 @@ static const struct store_ops sqlite_ops = {
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
+	.defer_sync = sq_defer_sync,
+	.sync = sq_sync,
+	.checkpoint = sq_checkpoint,
 	.meta_get = sq_meta_get,
 	.meta_get_text = sq_meta_get_text,
 	.data_version = sq_data_version,
@@ -1042,6 +1186,8 @@ enum tly_code store_sqlite_open(const char *path, int create, struct store **out
 
 	pthread_once(&once, configure_once);
 	q->base.ops = &sqlite_ops;
+	q->wal_fd = -1;
+	q->path = tly_xstrdup(path);
 	if (sqlite3_open_v2(path, &q->db, flags, NULL) != SQLITE_OK) {
 		rc = tly_err_set(err, TLY_EINTERNAL, "", "%s: %s", path,
 				 q->db ? sqlite3_errmsg(q->db) : "cannot open");

@@ -1,0 +1,388 @@
+/* batch.c — group commit with pipelined durability (see batch.h). */
+#include "http/batch.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "tally.h"
+#include "util.h"
+
+struct mailbox {
+	pthread_mutex_t mu;
+	struct pending *head, **tail;
+	int fd;                       /* eventfd: readable while the box is not empty */
+};
+
+struct batcher {
+	struct store *s;
+	pthread_mutex_t *lock;        /* the library lock */
+	int open;                     /* under *lock: a batch is open... */
+	uint64_t seq;                 /* ...with this number (the last one, when none is) */
+	_Atomic int64_t opened_us;    /* ...since then */
+	atomic_int joined;            /* ...holding this many requests */
+
+	pthread_mutex_t qmu;          /* the replies that wait for the disk */
+	pthread_cond_t qwake;
+	struct pending *head, **tail;
+	uint64_t synced;              /* every batch up to this one is on disk */
+	int stop;
+	long requests, commits;
+	pthread_t committer;
+	int committer_started;
+
+	pthread_mutex_t cmu;          /* the checkpointer */
+	pthread_cond_t cwake;
+	int ckpt_due, ckpt_stop, ckpt_started;
+	int ckpt_tail;                /* the checkpointer waits for the committer to copy the tail */
+	pthread_t checkpointer;
+
+	int owners;
+	struct mailbox box[];
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint64_t batch_join(struct batcher *b)
+{
+	struct tly_err err;
+
+	if (b->open) {
+		atomic_fetch_add(&b->joined, 1);
+		return b->seq;
+	}
+	tly_err_clear(&err);
+	if (b->s->ops->begin(b->s, &err) != TLY_OK) {
+		fprintf(stderr, "tally: cannot open a batch: %s\n", err.message);
+		return 0;
+	}
+	b->open = 1;
+	atomic_store(&b->opened_us, now_us());
+	atomic_store(&b->joined, 1);
+	return ++b->seq;
+}
+
+uint64_t batch_current(struct batcher *b)
+{
+	return b->seq;
+}
+
+int batch_add(struct batcher *b, struct pending *p)
+{
+	int durable;
+
+	pthread_mutex_lock(&b->qmu);
+	p->next = NULL;
+	p->failed = 0;
+	b->requests++;
+	durable = p->seq <= b->synced;
+	if (!durable) {
+		*b->tail = p;
+		b->tail = &p->next;
+		pthread_cond_signal(&b->qwake);
+	}
+	pthread_mutex_unlock(&b->qmu);
+	return durable;
+}
+
+int batch_fd(struct batcher *b, int owner)
+{
+	return b->box[owner].fd;
+}
+
+void batch_poke(struct batcher *b, int owner)
+{
+	uint64_t one = 1;
+
+	if (write(b->box[owner].fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		perror("tally: eventfd");
+}
+
+struct pending *batch_take(struct batcher *b, int owner)
+{
+	struct mailbox *m = &b->box[owner];
+	struct pending *list;
+	uint64_t n;
+
+	if (read(m->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		perror("tally: eventfd");
+	pthread_mutex_lock(&m->mu);
+	list = m->head;
+	m->head = NULL;
+	m->tail = &m->head;
+	pthread_mutex_unlock(&m->mu);
+	return list;
+}
+
+void batch_counts(struct batcher *b, long *requests, long *commits)
+{
+	pthread_mutex_lock(&b->qmu);
+	*requests = b->requests;
+	*commits = b->commits;
+	pthread_mutex_unlock(&b->qmu);
+}
+
+/* Hands every reply of a batch up to `synced` to its owner, in order. */
+static void release(struct batcher *b, uint64_t synced, uint64_t failed)
+{
+	struct pending *p, **pp, *out[BATCH_MAX_OWNERS] = { 0 }, **otail[BATCH_MAX_OWNERS];
+	int n = b->owners < BATCH_MAX_OWNERS ? b->owners : BATCH_MAX_OWNERS;
+
+	for (int i = 0; i < n; i++)
+		otail[i] = &out[i];
+	pthread_mutex_lock(&b->qmu);
+	if (synced > b->synced)
+		b->synced = synced;
+	for (pp = &b->head; (p = *pp);) {
+		if (p->seq > synced || p->owner >= n) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		p->next = NULL;
+		p->failed = p->seq == failed;
+		*otail[p->owner] = p;
+		otail[p->owner] = &p->next;
+	}
+	b->tail = pp;
+	pthread_mutex_unlock(&b->qmu);
+	for (int i = 0; i < n; i++) {
+		struct mailbox *m = &b->box[i];
+		if (!out[i])
+			continue;
+		pthread_mutex_lock(&m->mu);
+		*m->tail = out[i];
+		m->tail = otail[i];
+		pthread_mutex_unlock(&m->mu);
+		batch_poke(b, i);
+	}
+}
+
+/* The log starts over (instead of growing) only when a write transaction
+ * begins while every frame of it has been copied into the database, and that
+ * is never the case while the writer keeps a batch open. So the checkpointer
+ * copies without the library lock until little is left, then hands the tail
+ * to the committer, which copies it right after a commit, while no batch is
+ * open and the lock is held: the next batch then starts the log from the top. */
+#define CKPT_TAIL 256
+
+static void checkpoint(struct batcher *b)
+{
+	struct tly_err err;
+	int left = 0;
+
+	tly_err_clear(&err);
+	for (int i = 0; i < 8; i++)
+		if (b->s->ops->checkpoint(b->s, &left, &err) != TLY_OK) {
+			fprintf(stderr, "tally: %s\n", err.message);
+			return;
+		} else if (left <= CKPT_TAIL) {
+			break;
+		}
+	/* the committer has the checkpoint connection until it clears tail */
+	pthread_mutex_lock(&b->cmu);
+	b->ckpt_tail = 1;
+	while (b->ckpt_tail && !b->ckpt_stop)
+		pthread_cond_wait(&b->cwake, &b->cmu);
+	b->ckpt_tail = 0;
+	pthread_mutex_unlock(&b->cmu);
+}
+
+/* In the committer, lock held, no batch open. */
+static void checkpoint_tail(struct batcher *b)
+{
+	struct tly_err err;
+	int left;
+
+	pthread_mutex_lock(&b->cmu);
+	if (b->ckpt_tail) {
+		tly_err_clear(&err);
+		if (b->s->ops->checkpoint(b->s, &left, &err) != TLY_OK)
+			fprintf(stderr, "tally: %s\n", err.message);
+		b->ckpt_tail = 0;
+		pthread_cond_broadcast(&b->cwake);
+	}
+	pthread_mutex_unlock(&b->cmu);
+}
+
+/* One round: commit the open batch (its writes reach the log), let the
+ * workers start the next one, wait for the disk, release the replies. */
+static void round_once(struct batcher *b)
+{
+	struct tly_err err;
+	uint64_t seq = 0, failed = 0;
+	int ok = 0, due = 0;
+
+	tly_err_clear(&err);
+	pthread_mutex_lock(b->lock);
+	if (b->open) {
+		ok = b->s->ops->commit(b->s, &err) == TLY_OK;
+		b->open = 0;
+		seq = b->seq;
+		checkpoint_tail(b);
+	}
+	pthread_mutex_unlock(b->lock);
+	if (!seq) { /* only readers of a batch that was synced meanwhile */
+		release(b, b->synced, 0);
+		return;
+	}
+	if (!ok) {
+		/* rolled back: none of this batch is acknowledged */
+		fprintf(stderr, "tally: commit failed, %s\n", err.message);
+		failed = seq;
+	} else if (b->s->ops->sync(b->s, &due, &err) != TLY_OK) {
+		/* the log may or may not be on disk, and a failed fsync may have
+		 * dropped the pages it could not write: stop here, and let the
+		 * restart recover exactly what the disk holds */
+		fprintf(stderr, "tally: %s; stopping to recover from what is on disk\n", err.message);
+		abort();
+	}
+	pthread_mutex_lock(&b->qmu);
+	b->commits++;
+	pthread_mutex_unlock(&b->qmu);
+	release(b, seq, failed);
+	if (due) {
+		pthread_mutex_lock(&b->cmu);
+		b->ckpt_due = 1;
+		pthread_cond_signal(&b->cwake);
+		pthread_mutex_unlock(&b->cmu);
+	}
+}
+
+/* A batch is given BATCH_WINDOW_US from its first request to fill (or
+ * BATCH_FULL requests) before it is committed: fewer, larger commits cost
+ * less log writing per request, at a bounded price in latency. */
+#define BATCH_WINDOW_US 2000
+#define BATCH_FULL 256
+
+static void *committer_main(void *arg)
+{
+	struct batcher *b = arg;
+	int64_t age;
+	int stop;
+
+	for (;;) {
+		pthread_mutex_lock(&b->qmu);
+		while (!b->head && !b->stop)
+			pthread_cond_wait(&b->qwake, &b->qmu);
+		stop = b->stop;
+		pthread_mutex_unlock(&b->qmu);
+		while (!stop && atomic_load(&b->joined) < BATCH_FULL &&
+		       (age = now_us() - atomic_load(&b->opened_us)) < BATCH_WINDOW_US) {
+			struct timespec nap = { 0, (BATCH_WINDOW_US - age) * 1000 };
+			nanosleep(&nap, NULL);
+		}
+		round_once(b);
+		if (stop)
+			break;
+	}
+	return NULL;
+}
+
+static void *checkpointer_main(void *arg)
+{
+	struct batcher *b = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&b->cmu);
+		while (!b->ckpt_due && !b->ckpt_stop)
+			pthread_cond_wait(&b->cwake, &b->cmu);
+		if (b->ckpt_stop) {
+			pthread_mutex_unlock(&b->cmu);
+			break;
+		}
+		b->ckpt_due = 0;
+		pthread_mutex_unlock(&b->cmu);
+		checkpoint(b);
+	}
+	return NULL;
+}
+
+struct batcher *batch_new(struct tly *t, pthread_mutex_t *lock, int owners)
+{
+	struct batcher *b = tly_xcalloc(1, sizeof(*b) + (size_t)owners * sizeof(struct mailbox));
+	struct tly_err err;
+
+	b->s = tly_store(t);
+	b->lock = lock;
+	b->owners = owners;
+	b->tail = &b->head;
+	pthread_mutex_init(&b->qmu, NULL);
+	pthread_cond_init(&b->qwake, NULL);
+	pthread_mutex_init(&b->cmu, NULL);
+	pthread_cond_init(&b->cwake, NULL);
+	for (int i = 0; i < owners; i++) {
+		pthread_mutex_init(&b->box[i].mu, NULL);
+		b->box[i].tail = &b->box[i].head;
+		b->box[i].fd = -1;
+	}
+	for (int i = 0; i < owners; i++)
+		if ((b->box[i].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+			perror("tally: eventfd");
+			goto fail;
+		}
+	tly_err_clear(&err);
+	if (b->s->ops->defer_sync(b->s, &err) != TLY_OK) {
+		fprintf(stderr, "tally: %s\n", err.message);
+		goto fail;
+	}
+	b->committer_started = pthread_create(&b->committer, NULL, committer_main, b) == 0;
+	b->ckpt_started = pthread_create(&b->checkpointer, NULL, checkpointer_main, b) == 0;
+	if (!b->committer_started || !b->ckpt_started) {
+		fprintf(stderr, "tally: cannot start the commit threads\n");
+		batch_stop(b);
+		goto fail;
+	}
+	return b;
+fail:
+	batch_free(b);
+	return NULL;
+}
+
+void batch_stop(struct batcher *b)
+{
+	if (b->committer_started) {
+		pthread_mutex_lock(&b->qmu);
+		b->stop = 1;
+		pthread_cond_signal(&b->qwake);
+		pthread_mutex_unlock(&b->qmu);
+		pthread_join(b->committer, NULL);
+		b->committer_started = 0;
+	}
+	if (b->ckpt_started) {
+		pthread_mutex_lock(&b->cmu);
+		b->ckpt_stop = 1;
+		pthread_cond_broadcast(&b->cwake);
+		pthread_mutex_unlock(&b->cmu);
+		pthread_join(b->checkpointer, NULL);
+		b->ckpt_started = 0;
+	}
+}
+
+void batch_free(struct batcher *b)
+{
+	if (!b)
+		return;
+	batch_stop(b);
+	for (int i = 0; i < b->owners; i++) {
+		if (b->box[i].fd >= 0)
+			close(b->box[i].fd);
+		pthread_mutex_destroy(&b->box[i].mu);
+	}
+	pthread_mutex_destroy(&b->qmu);
+	pthread_cond_destroy(&b->qwake);
+	pthread_mutex_destroy(&b->cmu);
+	pthread_cond_destroy(&b->cwake);
+	free(b);
+}
