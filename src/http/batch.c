@@ -31,7 +31,7 @@ struct batcher {
 	pthread_cond_t qwake;
 	struct pending *head, **tail;
 	uint64_t synced;              /* every batch up to this one is on disk */
-	int stop;
+	int stop, kicked;
 	long requests, commits;
 	pthread_t committer;
 	int committer_started;
@@ -88,9 +88,10 @@ int batch_add(struct batcher *b, struct pending *p)
 	b->requests++;
 	durable = p->seq <= b->synced;
 	if (!durable) {
+		if (!b->head) /* the committer sleeps only on an empty queue */
+			pthread_cond_signal(&b->qwake);
 		*b->tail = p;
 		b->tail = &p->next;
-		pthread_cond_signal(&b->qwake);
 	}
 	pthread_mutex_unlock(&b->qmu);
 	return durable;
@@ -260,29 +261,44 @@ static void round_once(struct batcher *b)
 	}
 }
 
-/* A batch is given BATCH_WINDOW_US from its first request to fill (or
- * BATCH_FULL requests) before it is committed: fewer, larger commits cost
- * less log writing per request, at a bounded price in latency. */
+/* When to commit: as soon as a worker has run every request that was ready
+ * (batch_kick(), at the end of its loop pass: the batch holds all it could
+ * gather without making anyone wait), or BATCH_WINDOW_US after the batch
+ * opened, or at BATCH_FULL requests; never while the previous one syncs. */
 #define BATCH_WINDOW_US 2000
 #define BATCH_FULL 256
+
+void batch_kick(struct batcher *b)
+{
+	pthread_mutex_lock(&b->qmu);
+	b->kicked = 1;
+	pthread_cond_signal(&b->qwake);
+	pthread_mutex_unlock(&b->qmu);
+}
 
 static void *committer_main(void *arg)
 {
 	struct batcher *b = arg;
-	int64_t age;
 	int stop;
 
 	for (;;) {
 		pthread_mutex_lock(&b->qmu);
 		while (!b->head && !b->stop)
 			pthread_cond_wait(&b->qwake, &b->qmu);
+		for (;;) {
+			int64_t due = atomic_load(&b->opened_us) + BATCH_WINDOW_US, now = now_us();
+			struct timespec ts;
+			if (b->stop || b->kicked || now >= due || atomic_load(&b->joined) >= BATCH_FULL)
+				break;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)(due - now) * 1000;
+			ts.tv_sec += ts.tv_nsec / 1000000000;
+			ts.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&b->qwake, &b->qmu, &ts);
+		}
+		b->kicked = 0;
 		stop = b->stop;
 		pthread_mutex_unlock(&b->qmu);
-		while (!stop && atomic_load(&b->joined) < BATCH_FULL &&
-		       (age = now_us() - atomic_load(&b->opened_us)) < BATCH_WINDOW_US) {
-			struct timespec nap = { 0, (BATCH_WINDOW_US - age) * 1000 };
-			nanosleep(&nap, NULL);
-		}
 		round_once(b);
 		if (stop)
 			break;

@@ -53,6 +53,9 @@ uint64_t batch_current(struct batcher *b);
  * only this header, and only the owner reads the record back). */
 int batch_add(struct batcher *b, struct pending *p);
 
+/* A worker ran every request it had ready: the open batch may go. */
+void batch_kick(struct batcher *b);
+
 /* A descriptor that turns readable when replies wait for owner (or when
  * batch_poke() was called); batch_take() clears it. */
 int batch_fd(struct batcher *b, int owner);

@@ -88,8 +88,8 @@ struct worker {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
-	struct event *wake, *drain_timer;
-	int streams, draining;
+	struct event *wake, *drain_timer, *kick;
+	int streams, draining, kick_armed;
 	long outstanding;           /* replies queued and not sent yet */
 };
 
@@ -700,6 +700,10 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 		tly_err_set(&err, TLY_EINTERNAL, "", "the database could not open a transaction");
 		goto now;
 	}
+	if (!w->kick_armed) { /* runs once every request ready now has run */
+		w->kick_armed = 1;
+		event_active(w->kick, EV_TIMEOUT, 1);
+	}
 	rc = run(&r, rt, body_rc, &body_err, &out, &err);
 	durable = batch_add(srv->batch, &rep->hdr);
 	pthread_mutex_unlock(&srv->lock);
@@ -766,6 +770,16 @@ static void drain_start(struct worker *w)
 	event_add(w->drain_timer, &tick);
 }
 
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	w->kick_armed = 0;
+	batch_kick(w->srv->batch);
+}
+
 /* Replies that are on disk now, and a drain to start. */
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
@@ -806,7 +820,8 @@ static int worker_init(struct server *srv, struct worker *w, int id, const struc
 	if (!w->http)
 		return -1;
 	w->wake = event_new(w->base, batch_fd(srv->batch, id), EV_READ | EV_PERSIST, on_wake, w);
-	if (!w->wake || event_add(w->wake, NULL) != 0)
+	w->kick = event_new(w->base, -1, 0, on_kick, w);
+	if (!w->wake || !w->kick || event_add(w->wake, NULL) != 0)
 		return -1;
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)o->max_body);
 	evhttp_set_max_headers_size(w->http, 64 * 1024);
@@ -970,6 +985,8 @@ out:
 			event_free(w->drain_timer);
 		if (w->wake)
 			event_free(w->wake);
+		if (w->kick)
+			event_free(w->kick);
 		if (w->http)
 			evhttp_free(w->http);
 		if (w->base)

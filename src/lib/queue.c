@@ -1,6 +1,7 @@
 /* queue.c — claim, submit, release, heartbeat: the rules of the work queue.
  *
- * Rules (each enforced inside one store transaction):
+ * Rules (each enforced inside one store transaction; every check comes before
+ * the first write, so no savepoint is needed inside a batch: begin_unguarded):
  *  - a user is never assigned the same task twice (the store's unique
  *    (task, user) index backs this up);
  *  - n_responses + live leases never exceeds max_responses;
@@ -111,7 +112,7 @@ enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *pr
 	*out = NULL;
 	if ((rc = tly__project_load(t, a, project, TLY_ROLE_ANNOTATOR, &p, err)) != TLY_OK)
 		return rc;
-	if ((rc = s->ops->begin(s, err)) != TLY_OK)
+	if ((rc = s->ops->begin_unguarded(s, err)) != TLY_OK)
 		goto out;
 	if (sweep_due(t, p.row.id, now) &&
 	    (rc = s->ops->asg_expired(s, p.row.id, now, EXPIRE_BATCH, expire_one, &ec, err)) != TLY_OK)
@@ -256,7 +257,7 @@ static enum tly_code assignment_begin(struct tly *t, const struct tly_actor *a,
 	enum tly_code rc;
 
 	memset(p, 0, sizeof(*p));
-	if ((rc = s->ops->begin(s, err)) != TLY_OK)
+	if ((rc = s->ops->begin_unguarded(s, err)) != TLY_OK)
 		return rc;
 	if ((rc = asg_load(t, a, assignment, asg, p, err)) != TLY_OK)
 		goto rollback;

@@ -83,6 +83,12 @@ struct store_ops {
 	enum tly_code (*begin)(struct store *s, struct tly_err *err);
 	enum tly_code (*commit)(struct store *s, struct tly_err *err);
 	void (*rollback)(struct store *s);
+	/* Like begin(), but inside an open transaction it sets no savepoint
+	 * (a savepoint copies every page the operation touches again): for an
+	 * operation that makes all its checks before its first write. A rollback
+	 * after a write then dooms the whole outer transaction, whose commit()
+	 * rolls everything back and fails. */
+	enum tly_code (*begin_unguarded)(struct store *s, struct tly_err *err);
 
 	/* Deferred durability, for a server that acknowledges in groups: after
 	 * defer_sync(), commit() no longer waits for the disk; a commit counts as

@@ -26,6 +26,7 @@
 #include "util.h"
 
 #define SCHEMA_VERSION 1
+#define MAX_DEPTH 16
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;"
@@ -192,6 +193,12 @@ struct sqlite_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
 	int depth; /* transaction nesting */
+	/* per nesting level: no savepoint was set, and the change count then */
+	unsigned char unguarded[MAX_DEPTH];
+	int64_t changes[MAX_DEPTH];
+	int doomed; /* an unguarded level rolled back after writing */
+	int64_t dv; /* PRAGMA data_version, valid for the open transaction */
+	int dv_valid;
 	/* deferred durability: used only by the syncing / checkpointing threads */
 	char *path;
 	int wal_fd;              /* -1 until the first sync() */
@@ -402,18 +409,47 @@ static enum tly_code sq_checkpoint(struct store *s, int *left, struct tly_err *e
 static enum tly_code sq_begin(struct store *s, struct tly_err *err)
 {
 	struct sqlite_store *q = (struct sqlite_store *)s;
-	enum tly_code rc = exec(s, get(s, q->depth ? S_SAVEPOINT : S_BEGIN), err, "begin");
+	enum tly_code rc;
 
-	if (rc == TLY_OK)
-		q->depth++;
+	if (q->depth >= MAX_DEPTH)
+		return tly_err_set(err, TLY_EINTERNAL, "", "transactions nested too deep");
+	if ((rc = exec(s, get(s, q->depth ? S_SAVEPOINT : S_BEGIN), err, "begin")) == TLY_OK) {
+		if (!q->depth)
+			q->doomed = q->dv_valid = 0;
+		q->unguarded[q->depth++] = 0;
+	}
 	return rc;
+}
+
+static enum tly_code sq_begin_unguarded(struct store *s, struct tly_err *err)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+
+	if (!q->depth || q->depth >= MAX_DEPTH)
+		return sq_begin(s, err);
+	q->unguarded[q->depth] = 1;
+	q->changes[q->depth] = sqlite3_total_changes64(q->db);
+	q->depth++;
+	return TLY_OK;
 }
 
 static enum tly_code sq_commit(struct store *s, struct tly_err *err)
 {
 	struct sqlite_store *q = (struct sqlite_store *)s;
-	enum tly_code rc = exec(s, get(s, q->depth > 1 ? S_RELEASE : S_COMMIT), err, "commit");
+	enum tly_code rc;
 
+	if (q->depth > 1 && q->unguarded[q->depth - 1]) {
+		q->depth--;
+		return TLY_OK;
+	}
+	if (q->depth == 1 && q->doomed) {
+		exec(s, get(s, S_ROLLBACK), NULL, "rollback");
+		q->depth = 0;
+		q->doomed = 0;
+		return tly_err_set(err, TLY_EINTERNAL, "",
+				   "an operation failed after it began writing: the transaction was rolled back");
+	}
+	rc = exec(s, get(s, q->depth > 1 ? S_RELEASE : S_COMMIT), err, "commit");
 	if (rc == TLY_OK)
 		q->depth--;
 	else if (q->depth == 1) {
@@ -427,11 +463,16 @@ static void sq_rollback(struct store *s)
 {
 	struct sqlite_store *q = (struct sqlite_store *)s;
 
-	if (q->depth > 1) {
+	if (q->depth > 1 && q->unguarded[q->depth - 1]) {
+		/* nothing to undo unless it wrote; if it did, nothing can be kept */
+		if (sqlite3_total_changes64(q->db) != q->changes[q->depth - 1])
+			q->doomed = 1;
+	} else if (q->depth > 1) {
 		exec(s, get(s, S_ROLLBACK_TO), NULL, "rollback");
 		exec(s, get(s, S_RELEASE), NULL, "rollback");
 	} else if (q->depth == 1) {
 		exec(s, get(s, S_ROLLBACK), NULL, "rollback");
+		q->doomed = 0;
 	}
 	if (q->depth > 0)
 		q->depth--;
@@ -460,13 +501,22 @@ static enum tly_code sq_meta_get(struct store *s, const char *key, void *buf, in
 	return rc;
 }
 
+/* Inside a transaction (BEGIN IMMEDIATE: no other connection can commit
+ * until it ends) the first answer holds for the rest of it. */
 static enum tly_code sq_data_version(struct store *s, int64_t *v, struct tly_err *err)
 {
+	struct sqlite_store *q = (struct sqlite_store *)s;
 	sqlite3_stmt *st = get(s, S_DATA_VERSION);
 	enum tly_code rc;
 
-	if ((rc = step_one(s, st, err, "data_version")) == TLY_OK)
-		*v = sqlite3_column_int64(st, 0);
+	if (q->depth && q->dv_valid) {
+		*v = q->dv;
+		return TLY_OK;
+	}
+	if ((rc = step_one(s, st, err, "data_version")) == TLY_OK) {
+		*v = q->dv = sqlite3_column_int64(st, 0);
+		q->dv_valid = q->depth > 0;
+	}
 	done(st);
 	return rc;
 }
@@ -1124,6 +1174,7 @@ static const struct store_ops sqlite_ops = {
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
+	.begin_unguarded = sq_begin_unguarded,
 	.defer_sync = sq_defer_sync,
 	.sync = sq_sync,
 	.checkpoint = sq_checkpoint,
