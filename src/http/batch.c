@@ -126,6 +126,18 @@ struct pending *batch_take(struct batcher *b, int owner)
 	return list;
 }
 
+void batch_post(struct batcher *b, struct pending *p)
+{
+	struct mailbox *m = &b->box[p->owner];
+
+	p->next = NULL;
+	pthread_mutex_lock(&m->mu);
+	*m->tail = p;
+	m->tail = &p->next;
+	pthread_mutex_unlock(&m->mu);
+	batch_poke(b, p->owner);
+}
+
 void batch_counts(struct batcher *b, long *requests, long *commits)
 {
 	pthread_mutex_lock(&b->qmu);

@@ -53,7 +53,10 @@ uint64_t batch_current(struct batcher *b);
  * only this header, and only the owner reads the record back). */
 int batch_add(struct batcher *b, struct pending *p);
 
-/* A worker ran every request it had ready: the open batch may go. */
+/* Hands p (durable already: batch_add() said so) to its owner at once. */
+void batch_post(struct batcher *b, struct pending *p);
+
+/* Every request that was ready has run: the open batch may go. */
 void batch_kick(struct batcher *b);
 
 /* A descriptor that turns readable when replies wait for owner (or when

@@ -88,13 +88,24 @@ struct worker {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
-	struct event *wake, *drain_timer, *kick;
-	int streams, draining, kick_armed;
+	struct event *wake, *drain_timer;
+	int streams, draining;
 	long outstanding;           /* replies queued and not sent yet */
+};
+
+struct job;
+
+struct executor {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	struct job *head, **tail;
+	int stop, started;
 };
 
 struct server {
 	struct tly *t;
+	struct executor x;
 	pthread_mutex_t lock;       /* the library (t and its store): one caller at a time */
 	struct batcher *batch;
 	struct refitter refit;
@@ -281,14 +292,15 @@ struct stream {
 	struct tly_buf buf;
 	struct evbuffer *out;
 	struct reply chunk;         /* the next chunk, while it waits for its batch */
-	int done, queued, closed;
+	int done, queued, closed, started;
 };
 
 static void stream_free(struct stream *st)
 {
 	if (st->conn)
 		evhttp_connection_set_closecb(st->conn, NULL, NULL);
-	st->w->streams--;
+	if (st->started)
+		st->w->streams--;
 	tly_export_free(st->x);
 	tly_buf_free(&st->buf);
 	evbuffer_free(st->out);
@@ -373,7 +385,6 @@ static enum tly_code h_export(struct req *r, json_t **out, struct tly_err *err)
 	st->chunk.stream = st;
 	st->chunk.hdr.owner = r->w->id;
 	tly_buf_init(&st->buf, EXPORT_BUF_CAP);
-	r->w->streams++;
 	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type",
 			  "application/x-ndjson");
 	r->rep->kind = R_STREAM;
@@ -383,6 +394,8 @@ static enum tly_code h_export(struct req *r, json_t **out, struct tly_err *err)
 
 static void stream_start(struct stream *st)
 {
+	st->started = 1;
+	st->w->streams++;
 	st->conn = evhttp_request_get_connection(st->ev);
 	if (st->conn)
 		evhttp_connection_set_closecb(st->conn, stream_closed, st);
@@ -648,33 +661,151 @@ static enum tly_code run(struct req *r, const struct route *rt, enum tly_code bo
 	return rc;
 }
 
+/* A request parsed by its worker, waiting for (or run by) the executor. */
+struct job {
+	struct req r;
+	char store[MAX_PARAMS][64];   /* r.params point here */
+	const struct route *rt;
+	enum tly_code body_rc;
+	struct tly_err body_err;
+	const char *path;
+	enum evhttp_cmd_type method;
+	struct job *next;
+};
+
+/* Fills the reply of a job that ran (executor thread, library lock held:
+ * the reply is complete before its batch can be committed and handed back). */
+static void compose(struct job *j, enum tly_code rc, json_t *out, struct tly_err *err)
+{
+	struct reply *rep = j->r.rep;
+	const struct route *rt = j->rt;
+	int status;
+
+	if (rc != TLY_OK) {
+		status = code_status[rc < TLY_NCODES ? rc : TLY_EINTERNAL];
+		if (status >= 500)
+			fprintf(stderr, "tally: %s %s: %s\n", method_name(j->method), j->path, err->message);
+		reply_error(rep, status, err);
+	} else if (rt->flags & SELF) {
+		/* the handler filled the reply */
+	} else if (!out && (rt->flags & NO_CONTENT_OK)) {
+		if (err->message[0]) /* e.g. why an annotator gets no task */
+			evhttp_add_header(evhttp_request_get_output_headers(j->r.ev), "Tally-Reason",
+					  err->message);
+		reply_bytes(rep, 204, NULL, 0);
+	} else if (out) {
+		reply_json(rep, rt->status, out);
+	} else {
+		tly_err_set(err, TLY_EINTERNAL, "", "handler returned nothing");
+		reply_error(rep, 500, err);
+	}
+}
+
+static void job_free(struct job *j)
+{
+	json_decref(j->r.body);
+	evhttp_clear_headers(&j->r.query);
+	free(j);
+}
+
+/* The executor: the one thread that calls the library for requests. The
+ * workers only parse and send, so they never wait for the library lock; the
+ * executor takes whatever queued up and runs it back to back in the open
+ * batch, then tells the committer it may go. */
+static void execute(struct server *srv, struct job *j)
+{
+	struct reply *rep = j->r.rep;
+	struct tly_err err;
+	json_t *out = NULL;
+	enum tly_code rc;
+
+	tly_err_clear(&err);
+	pthread_mutex_lock(&srv->lock);
+	if (!(rep->hdr.seq = batch_join(srv->batch))) {
+		rc = tly_err_set(&err, TLY_EINTERNAL, "", "the database could not open a transaction");
+		compose(j, rc, NULL, &err);
+	} else {
+		rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
+		compose(j, rc, out, &err);
+	}
+	if (batch_add(srv->batch, &rep->hdr)) /* nothing to wait for */
+		batch_post(srv->batch, &rep->hdr);
+	pthread_mutex_unlock(&srv->lock);
+	json_decref(out);
+	job_free(j);
+}
+
+static void *executor_main(void *arg)
+{
+	struct server *srv = arg;
+	struct executor *x = &srv->x;
+	struct job *list, *next;
+
+	pthread_mutex_lock(&x->mu);
+	for (;;) {
+		while (!x->head && !x->stop)
+			pthread_cond_wait(&x->wake, &x->mu);
+		if (!x->head && x->stop)
+			break;
+		list = x->head;
+		x->head = NULL;
+		x->tail = &x->head;
+		pthread_mutex_unlock(&x->mu);
+		for (; list; list = next) {
+			next = list->next;
+			execute(srv, list);
+		}
+		batch_kick(srv->batch);
+		pthread_mutex_lock(&x->mu);
+	}
+	pthread_mutex_unlock(&x->mu);
+	return NULL;
+}
+
+static void submit_job(struct server *srv, struct job *j)
+{
+	struct executor *x = &srv->x;
+
+	pthread_mutex_lock(&x->mu);
+	if (!x->head)
+		pthread_cond_signal(&x->wake);
+	j->next = NULL;
+	*x->tail = j;
+	x->tail = &j->next;
+	pthread_mutex_unlock(&x->mu);
+}
+
 static void dispatch(struct evhttp_request *ev, void *arg)
 {
 	struct worker *w = arg;
 	struct server *srv = w->srv;
-	struct req r = { .t = srv->t, .ev = ev, .srv = srv, .w = w };
-	char store[MAX_PARAMS][64];
+	struct job *j = tly_xcalloc(1, sizeof(*j));
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
 	enum evhttp_cmd_type method = evhttp_request_get_command(ev);
 	const struct route *rt = NULL;
 	struct reply *rep = tly_xcalloc(1, sizeof(*rep));
-	int path_known = 0, status = 500, durable;
-	json_t *out = NULL;
-	struct tly_err err, body_err;
-	enum tly_code rc, body_rc = TLY_OK;
+	int path_known = 0, status = 500;
+	struct tly_err err;
+	enum tly_code rc;
 
 	tly_err_clear(&err);
-	tly_err_clear(&body_err);
-	TAILQ_INIT(&r.query);
+	tly_err_clear(&j->body_err);
+	j->r.t = srv->t;
+	j->r.ev = ev;
+	j->r.srv = srv;
+	j->r.w = w;
+	j->r.rep = rep;
+	TAILQ_INIT(&j->r.query);
 	rep->ev = ev;
 	rep->hdr.owner = w->id;
-	r.rep = rep;
 	if (!path)
 		path = "";
+	j->path = path;
+	j->method = method;
 	for (size_t i = 0; i < NROUTES && !rt; i++)
-		if (match(routes[i].pattern, path, r.params, store)) {
+		if (match(routes[i].pattern, path, j->r.params, j->store)) {
 			path_known = 1;
 			if (routes[i].method == method)
 				rt = &routes[i];
@@ -686,62 +817,23 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 			    path_known ? "method not allowed on this route" : "no such route");
 		goto now;
 	}
-	if (q && evhttp_parse_query_str(q, &r.query) != 0) {
+	if (q && evhttp_parse_query_str(q, &j->r.query) != 0) {
 		rc = tly_err_set(&err, TLY_EBADREQ, "", "malformed query string");
 		status = code_status[rc];
 		goto now;
 	}
 	if (rt->flags & BODY)
-		body_rc = read_body(&r, &body_err);
-
-	pthread_mutex_lock(&srv->lock);
-	if (!(rep->hdr.seq = batch_join(srv->batch))) {
-		pthread_mutex_unlock(&srv->lock);
-		tly_err_set(&err, TLY_EINTERNAL, "", "the database could not open a transaction");
-		goto now;
-	}
-	if (!w->kick_armed) { /* runs once every request ready now has run */
-		w->kick_armed = 1;
-		event_active(w->kick, EV_TIMEOUT, 1);
-	}
-	rc = run(&r, rt, body_rc, &body_err, &out, &err);
-	durable = batch_add(srv->batch, &rep->hdr);
-	pthread_mutex_unlock(&srv->lock);
-
-	/* the reply is built outside the lock; it leaves once its batch is on disk */
+		j->body_rc = read_body(&j->r, &j->body_err);
+	j->rt = rt;
 	w->outstanding++;
-	if (rc != TLY_OK) {
-		status = code_status[rc < TLY_NCODES ? rc : TLY_EINTERNAL];
-		if (status >= 500)
-			fprintf(stderr, "tally: %s %s: %s\n", method_name(method), path, err.message);
-		reply_error(rep, status, &err);
-	} else if (rt->flags & SELF) {
-		/* the handler filled the reply */
-	} else if (!out && (rt->flags & NO_CONTENT_OK)) {
-		if (err.message[0]) /* e.g. why an annotator gets no task */
-			evhttp_add_header(evhttp_request_get_output_headers(ev), "Tally-Reason",
-					  err.message);
-		reply_bytes(rep, 204, NULL, 0);
-	} else if (out) {
-		reply_json(rep, rt->status, out);
-	} else {
-		tly_err_set(&err, TLY_EINTERNAL, "", "handler returned nothing");
-		reply_error(rep, 500, &err);
-	}
-	if (durable)
-		deliver(w, rep);
-	goto out;
+	submit_job(srv, j);
+	return;
 now:
-	if (status >= 500)
-		fprintf(stderr, "tally: %s %s: %s\n", method_name(method), path, err.message);
 	reply_error(rep, status, &err);
 	send_now(ev, rep->status, rep->body);
 	evbuffer_free(rep->body);
 	free(rep);
-out:
-	json_decref(out);
-	json_decref(r.body);
-	evhttp_clear_headers(&r.query);
+	job_free(j);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------ */
@@ -768,16 +860,6 @@ static void drain_start(struct worker *w)
 	}
 	w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_check, w);
 	event_add(w->drain_timer, &tick);
-}
-
-static void on_kick(evutil_socket_t fd, short what, void *arg)
-{
-	struct worker *w = arg;
-
-	(void)fd;
-	(void)what;
-	w->kick_armed = 0;
-	batch_kick(w->srv->batch);
 }
 
 /* Replies that are on disk now, and a drain to start. */
@@ -820,8 +902,7 @@ static int worker_init(struct server *srv, struct worker *w, int id, const struc
 	if (!w->http)
 		return -1;
 	w->wake = event_new(w->base, batch_fd(srv->batch, id), EV_READ | EV_PERSIST, on_wake, w);
-	w->kick = event_new(w->base, -1, 0, on_kick, w);
-	if (!w->wake || !w->kick || event_add(w->wake, NULL) != 0)
+	if (!w->wake || event_add(w->wake, NULL) != 0)
 		return -1;
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)o->max_body);
 	evhttp_set_max_headers_size(w->http, 64 * 1024);
@@ -945,6 +1026,13 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	srv.sigint = evsignal_new(srv.w[0].base, SIGINT, on_signal, &srv);
 	event_add(srv.sigterm, NULL);
 	event_add(srv.sigint, NULL);
+	pthread_mutex_init(&srv.x.mu, NULL);
+	pthread_cond_init(&srv.x.wake, NULL);
+	srv.x.tail = &srv.x.head;
+	if (!(srv.x.started = pthread_create(&srv.x.thread, NULL, executor_main, &srv) == 0)) {
+		fprintf(stderr, "tally: cannot start the executor thread\n");
+		goto out;
+	}
 	for (int i = 1; i < srv.nworkers; i++)
 		srv.w[i].started = pthread_create(&srv.w[i].thread, NULL, worker_main, &srv.w[i]) == 0;
 	fprintf(stderr, "tally: listening on http://%s (%d thread%s)\n", o->listen, srv.nworkers,
@@ -961,6 +1049,21 @@ out:
 	for (int i = 1; i < srv.nworkers; i++)
 		if (srv.w[i].started)
 			pthread_join(srv.w[i].thread, NULL);
+	if (srv.x.started) { /* after the workers: nothing new reaches it */
+		struct job *j, *next;
+		pthread_mutex_lock(&srv.x.mu);
+		srv.x.stop = 1;
+		pthread_cond_signal(&srv.x.wake);
+		pthread_mutex_unlock(&srv.x.mu);
+		pthread_join(srv.x.thread, NULL);
+		for (j = srv.x.head; j; j = next) {
+			next = j->next;
+			free(j->r.rep);
+			job_free(j);
+		}
+		pthread_mutex_destroy(&srv.x.mu);
+		pthread_cond_destroy(&srv.x.wake);
+	}
 	if (srv.batch) {
 		batch_stop(srv.batch); /* commits and syncs what the last requests wrote */
 		batch_counts(srv.batch, &requests, &commits);
@@ -985,8 +1088,6 @@ out:
 			event_free(w->drain_timer);
 		if (w->wake)
 			event_free(w->wake);
-		if (w->kick)
-			event_free(w->kick);
 		if (w->http)
 			evhttp_free(w->http);
 		if (w->base)
