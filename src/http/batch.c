@@ -13,6 +13,8 @@
 #include "tally.h"
 #include "util.h"
 
+#define FAILED_RING 16
+
 struct mailbox {
 	pthread_mutex_t mu;
 	struct pending *head, **tail;
@@ -28,13 +30,18 @@ struct batcher {
 	atomic_int joined;            /* ...holding this many requests */
 
 	pthread_mutex_t qmu;          /* the replies that wait for the disk */
-	pthread_cond_t qwake;
+	pthread_cond_t qwake;         /* the committer's */
+	pthread_cond_t swake;         /* the syncer's */
 	struct pending *head, **tail;
-	uint64_t synced;              /* every batch up to this one is on disk */
-	int stop, kicked;
+	uint64_t newest;              /* the newest batch a reply waits for */
+	uint64_t committed;           /* every batch up to this one is committed... */
+	uint64_t synced;              /* ...and up to this one on disk */
+	uint64_t failed[FAILED_RING]; /* batches whose commit failed, lately */
+	int nfailed;
+	int stop, sync_stop, kicked;
 	long requests, commits;
-	pthread_t committer;
-	int committer_started;
+	pthread_t committer, syncer;
+	int committer_started, syncer_started;
 
 	pthread_mutex_t cmu;          /* the checkpointer */
 	pthread_cond_t cwake;
@@ -88,8 +95,12 @@ int batch_add(struct batcher *b, struct pending *p)
 	b->requests++;
 	durable = p->seq <= b->synced;
 	if (!durable) {
-		if (!b->head) /* the committer sleeps only on an empty queue */
-			pthread_cond_signal(&b->qwake);
+		if (p->seq > b->newest) {
+			/* the committer sleeps while nothing new waits for it */
+			if (b->newest <= b->committed)
+				pthread_cond_signal(&b->qwake);
+			b->newest = p->seq;
+		}
 		*b->tail = p;
 		b->tail = &p->next;
 	}
@@ -147,7 +158,16 @@ void batch_counts(struct batcher *b, long *requests, long *commits)
 }
 
 /* Hands every reply of a batch up to `synced` to its owner, in order. */
-static void release(struct batcher *b, uint64_t synced, uint64_t failed)
+static int failed_seq(const struct batcher *b, uint64_t seq)
+{
+	for (int i = 0; i < b->nfailed && i < FAILED_RING; i++)
+		if (b->failed[i] == seq)
+			return 1;
+	return 0;
+}
+
+/* Hands every reply of a batch up to `synced` to its owner (qmu not held). */
+static void release(struct batcher *b, uint64_t synced)
 {
 	struct pending *p, **pp, *out[BATCH_MAX_OWNERS] = { 0 }, **otail[BATCH_MAX_OWNERS];
 	int n = b->owners < BATCH_MAX_OWNERS ? b->owners : BATCH_MAX_OWNERS;
@@ -164,7 +184,7 @@ static void release(struct batcher *b, uint64_t synced, uint64_t failed)
 		}
 		*pp = p->next;
 		p->next = NULL;
-		p->failed = p->seq == failed;
+		p->failed = b->nfailed && failed_seq(b, p->seq);
 		*otail[p->owner] = p;
 		otail[p->owner] = &p->next;
 	}
@@ -229,13 +249,13 @@ static void checkpoint_tail(struct batcher *b)
 	pthread_mutex_unlock(&b->cmu);
 }
 
-/* One round: commit the open batch (its writes reach the log), let the
- * workers start the next one, wait for the disk, release the replies. */
-static void round_once(struct batcher *b)
+/* Commits the open batch (its writes reach the log, not yet the disk) and
+ * tells the syncer; the workers go on with the next batch at once. */
+static void commit_once(struct batcher *b)
 {
 	struct tly_err err;
-	uint64_t seq = 0, failed = 0;
-	int ok = 0, due = 0;
+	uint64_t seq = 0;
+	int ok = 0;
 
 	tly_err_clear(&err);
 	pthread_mutex_lock(b->lock);
@@ -246,37 +266,64 @@ static void round_once(struct batcher *b)
 		checkpoint_tail(b);
 	}
 	pthread_mutex_unlock(b->lock);
-	if (!seq) { /* only readers of a batch that was synced meanwhile */
-		release(b, b->synced, 0);
+	if (!seq)
 		return;
-	}
-	if (!ok) {
-		/* rolled back: none of this batch is acknowledged */
+	if (!ok) /* rolled back: none of this batch is acknowledged */
 		fprintf(stderr, "tally: commit failed, %s\n", err.message);
-		failed = seq;
-	} else if (b->s->ops->sync(b->s, &due, &err) != TLY_OK) {
-		/* the log may or may not be on disk, and a failed fsync may have
-		 * dropped the pages it could not write: stop here, and let the
-		 * restart recover exactly what the disk holds */
-		fprintf(stderr, "tally: %s; stopping to recover from what is on disk\n", err.message);
-		abort();
-	}
 	pthread_mutex_lock(&b->qmu);
+	if (!ok)
+		b->failed[b->nfailed++ % FAILED_RING] = seq;
+	b->committed = seq;
 	b->commits++;
+	pthread_cond_signal(&b->swake);
 	pthread_mutex_unlock(&b->qmu);
-	release(b, seq, failed);
-	if (due) {
-		pthread_mutex_lock(&b->cmu);
-		b->ckpt_due = 1;
-		pthread_cond_signal(&b->cwake);
-		pthread_mutex_unlock(&b->cmu);
-	}
 }
 
-/* When to commit: as soon as a worker has run every request that was ready
- * (batch_kick(), at the end of its loop pass: the batch holds all it could
- * gather without making anyone wait), or BATCH_WINDOW_US after the batch
- * opened, or at BATCH_FULL requests; never while the previous one syncs. */
+/* The syncer: makes whatever was committed durable, then lets its replies
+ * go. A sync covers every commit made before it began, so one sync often
+ * serves several commits. */
+static void *syncer_main(void *arg)
+{
+	struct batcher *b = arg;
+	struct tly_err err;
+	uint64_t upto;
+	int due = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&b->qmu);
+		while (b->committed <= b->synced && !b->sync_stop)
+			pthread_cond_wait(&b->swake, &b->qmu);
+		if (b->committed <= b->synced) {
+			pthread_mutex_unlock(&b->qmu);
+			break;
+		}
+		upto = b->committed;
+		pthread_mutex_unlock(&b->qmu);
+		tly_err_clear(&err);
+		if (b->s->ops->sync(b->s, &due, &err) != TLY_OK) {
+			/* the log may or may not be on disk, and a failed fsync may
+			 * have dropped the pages it could not write: stop here, and
+			 * let the restart recover exactly what the disk holds */
+			fprintf(stderr, "tally: %s; stopping to recover from what is on disk\n",
+				err.message);
+			abort();
+		}
+		release(b, upto);
+		if (due) {
+			pthread_mutex_lock(&b->cmu);
+			b->ckpt_due = 1;
+			pthread_cond_signal(&b->cwake);
+			pthread_mutex_unlock(&b->cmu);
+		}
+	}
+	return NULL;
+}
+
+/* When to commit a batch: once the executor ran every request it had
+ * (batch_kick()), if the disk is idle or the batch is BATCH_MIN_US old (so
+ * a busy disk lets batches grow instead of taking many small commits), at
+ * the latest BATCH_WINDOW_US after it opened, or at BATCH_FULL requests. */
+#define BATCH_MIN_US 500
 #define BATCH_WINDOW_US 2000
 #define BATCH_FULL 256
 
@@ -295,15 +342,18 @@ static void *committer_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&b->qmu);
-		while (!b->head && !b->stop)
+		while (b->newest <= b->committed && !b->stop)
 			pthread_cond_wait(&b->qwake, &b->qmu);
 		for (;;) {
-			int64_t due = atomic_load(&b->opened_us) + BATCH_WINDOW_US, now = now_us();
+			int64_t age = now_us() - atomic_load(&b->opened_us), wait;
+			int idle = b->synced >= b->committed;
 			struct timespec ts;
-			if (b->stop || b->kicked || now >= due || atomic_load(&b->joined) >= BATCH_FULL)
+			if (b->stop || age >= BATCH_WINDOW_US || atomic_load(&b->joined) >= BATCH_FULL ||
+			    (b->kicked && (idle || age >= BATCH_MIN_US)))
 				break;
+			wait = b->kicked ? BATCH_MIN_US - age : BATCH_WINDOW_US - age;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long)(due - now) * 1000;
+			ts.tv_nsec += (long)wait * 1000;
 			ts.tv_sec += ts.tv_nsec / 1000000000;
 			ts.tv_nsec %= 1000000000;
 			pthread_cond_timedwait(&b->qwake, &b->qmu, &ts);
@@ -311,7 +361,7 @@ static void *committer_main(void *arg)
 		b->kicked = 0;
 		stop = b->stop;
 		pthread_mutex_unlock(&b->qmu);
-		round_once(b);
+		commit_once(b);
 		if (stop)
 			break;
 	}
@@ -348,6 +398,7 @@ struct batcher *batch_new(struct tly *t, pthread_mutex_t *lock, int owners)
 	b->tail = &b->head;
 	pthread_mutex_init(&b->qmu, NULL);
 	pthread_cond_init(&b->qwake, NULL);
+	pthread_cond_init(&b->swake, NULL);
 	pthread_mutex_init(&b->cmu, NULL);
 	pthread_cond_init(&b->cwake, NULL);
 	for (int i = 0; i < owners; i++) {
@@ -366,8 +417,9 @@ struct batcher *batch_new(struct tly *t, pthread_mutex_t *lock, int owners)
 		goto fail;
 	}
 	b->committer_started = pthread_create(&b->committer, NULL, committer_main, b) == 0;
+	b->syncer_started = pthread_create(&b->syncer, NULL, syncer_main, b) == 0;
 	b->ckpt_started = pthread_create(&b->checkpointer, NULL, checkpointer_main, b) == 0;
-	if (!b->committer_started || !b->ckpt_started) {
+	if (!b->committer_started || !b->syncer_started || !b->ckpt_started) {
 		fprintf(stderr, "tally: cannot start the commit threads\n");
 		batch_stop(b);
 		goto fail;
@@ -387,6 +439,14 @@ void batch_stop(struct batcher *b)
 		pthread_mutex_unlock(&b->qmu);
 		pthread_join(b->committer, NULL);
 		b->committer_started = 0;
+	}
+	if (b->syncer_started) { /* after the committer: it syncs the last commit */
+		pthread_mutex_lock(&b->qmu);
+		b->sync_stop = 1;
+		pthread_cond_signal(&b->swake);
+		pthread_mutex_unlock(&b->qmu);
+		pthread_join(b->syncer, NULL);
+		b->syncer_started = 0;
 	}
 	if (b->ckpt_started) {
 		pthread_mutex_lock(&b->cmu);
@@ -410,6 +470,7 @@ void batch_free(struct batcher *b)
 	}
 	pthread_mutex_destroy(&b->qmu);
 	pthread_cond_destroy(&b->qwake);
+	pthread_cond_destroy(&b->swake);
 	pthread_mutex_destroy(&b->cmu);
 	pthread_cond_destroy(&b->cwake);
 	free(b);
