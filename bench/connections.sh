@@ -5,15 +5,20 @@
 # (bench/hello_evhttp, one thread, same limits) driven by the same client at
 # the same connection count for the same time.
 #
-#   bench/connections.sh [CONNS] [SECONDS] [TASKS]
+#   bench/connections.sh [CONNS] [SECONDS] [TASKS] [RATE]
 #       defaults: 1000 connections, 60 s, 500000 tasks (more than 1000
-#       annotators can label in 60 s here)
+#       annotators can label in 60 s here), 10 requests/s per connection
+#
+# Two runs each: paced (every connection RATE requests/s, latency from when
+# each request was due, so queueing is not hidden) and flat out (every
+# connection sends again the moment its answer is back: a throughput test,
+# where latency is about CONNS / throughput for any server).
 #
 # Target (issue): zero errors, p99 under 50 ms. Raises the soft open-file
 # limit of this script (and so of the servers it starts) to CONNS + 1024 when
 # the hard limit allows; prints the limit the server actually ran with, from
-# /proc/PID/limits. Loopback only; every process stopped on exit. About 3
-# minutes with the defaults (most of it the two 60-s runs and creating 1000
+# /proc/PID/limits. Loopback only; every process stopped on exit. About 5
+# minutes with the defaults (most of it the four 60-s runs and creating 1000
 # users and keys through the CLI).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -21,6 +26,7 @@ set -euo pipefail
 CONNS=${1:-1000}
 SECS=${2:-60}
 TASKS=${3:-500000}
+RATE=${4:-10}
 [ "$CONNS" -ge 1 ] && [ "$CONNS" -le 4096 ] && [ "$TASKS" -ge "$CONNS" ] || die "usage: $0 [CONNS<=4096] [SECONDS] [TASKS]"
 
 want=$((CONNS + 1024))
@@ -50,58 +56,72 @@ timeout 300 "$TALLY" import "$PRJ" "$TMP/tasks.jsonl" >/dev/null
 rm -f "$TMP/tasks.jsonl"
 say "setup done in $(($(date +%s) - T0)) s"
 
-PORT=$(free_port)
-say "claim+submit: $CONNS connections, $SECS s (tally serve on 127.0.0.1:$PORT)"
-bg_start "$TMP/serve.log" "$TALLY" serve --listen "127.0.0.1:$PORT"
-SERVE=$BG_PID
-wait_http "$SERVE" "$PORT" /api/v1/openapi.json || { cat "$TMP/serve.log" >&2; die "tally serve did not start"; }
-NOFILE=$(awk '/^Max open files/ { print $4 }' "/proc/$SERVE/limits")
-t0=$(cpu_ticks "$SERVE")
-rc=0
-timeout $((SECS + 90)) "$LOADGEN" -p "$PORT" -c "$CONNS" -d "$SECS" --claim "$PRJ" --keys "$TMP/keys" \
-	--answer '{"answers":{"label":"positive"},"duration_ms":1200}' >"$TMP/lg.tally" 2>&1 || rc=$?
-t1=$(cpu_ticks "$SERVE")
-NFD=$(ls "/proc/$SERVE/fd" 2>/dev/null | wc -l)
-RSS=$(awk '/^VmHWM/ { print $2 }' "/proc/$SERVE/status")
-ALIVE=yes
-kill -0 "$SERVE" 2>/dev/null || ALIVE="NO (the server died)"
-bg_stop "$SERVE"
-cat "$TMP/lg.tally" >&2
-[ "$rc" = 0 ] || die "loadgen failed (exit $rc)"
-R=$(grep '^RESULT' "$TMP/lg.tally")
-CPU=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$(field secs "$R")" 'BEGIN { printf "%.0f%%", 100 * t / hz / s }')
-SERVER_ERRS=$(grep -ciE 'error|too many|cannot|fail' "$TMP/serve.log" || true)
+# one run of tally: RATE 0 = each connection as fast as answers come back
+# (saturation: latency is then queueing, about CONNS / throughput), else
+# RATE requests/s per connection (paced, latency from when each was due)
+run_tally() { # TAG RATE
+	local tag=$1 rate=$2 rc=0 t0 t1
+	PORT=$(free_port)
+	say "claim+submit: $CONNS connections, $SECS s, rate ${rate}/s per connection (0 = flat out) (tally serve on 127.0.0.1:$PORT)"
+	bg_start "$TMP/serve.$tag.log" "$TALLY" serve --listen "127.0.0.1:$PORT"
+	SERVE=$BG_PID
+	wait_http "$SERVE" "$PORT" /api/v1/openapi.json || { cat "$TMP/serve.$tag.log" >&2; die "tally serve did not start"; }
+	NOFILE=$(awk '/^Max open files/ { print $4 }' "/proc/$SERVE/limits")
+	t0=$(cpu_ticks "$SERVE")
+	timeout $((SECS + 90)) "$LOADGEN" -p "$PORT" -c "$CONNS" -d "$SECS" --rate "$rate" --claim "$PRJ" --keys "$TMP/keys" \
+		--answer '{"answers":{"label":"positive"},"duration_ms":1200}' >"$TMP/lg.$tag" 2>&1 || rc=$?
+	t1=$(cpu_ticks "$SERVE")
+	NFD=$(ls "/proc/$SERVE/fd" 2>/dev/null | wc -l)
+	RSS=$(awk '/^VmHWM/ { print $2 }' "/proc/$SERVE/status")
+	ALIVE=yes
+	kill -0 "$SERVE" 2>/dev/null || ALIVE="NO (the server died)"
+	bg_stop "$SERVE"
+	cat "$TMP/lg.$tag" >&2
+	[ "$rc" = 0 ] || die "loadgen failed (exit $rc)"
+	CPU=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$(field secs "$(grep '^RESULT' "$TMP/lg.$tag")")" 'BEGIN { printf "%.0f%%", 100 * t / hz / s }')
+}
 
+run_hello() { # TAG RATE
+	local tag=$1 rate=$2
+	PORT=$(free_port)
+	say "ceiling: hello_evhttp, $CONNS connections, $SECS s, rate ${rate}/s per connection (127.0.0.1:$PORT)"
+	bg_start "$TMP/hello.log" "$HELLO" "$PORT"
+	HELLOPID=$BG_PID
+	wait_http "$HELLOPID" "$PORT" / || die "hello_evhttp did not start"
+	timeout $((SECS + 90)) "$LOADGEN" -p "$PORT" -c "$CONNS" -d "$SECS" --rate "$rate" --get / >"$TMP/lg.$tag" 2>&1 || die "loadgen (hello) failed"
+	bg_stop "$HELLOPID"
+	cat "$TMP/lg.$tag" >&2
+}
+
+run_tally paced "$RATE"
+CPU_P=$CPU
+run_tally flat 0
 NRESP=$(sqlite3 "$TALLY_DB" "SELECT count(*) FROM responses" 2>/dev/null || echo "?")
 NOVER=$(sqlite3 "$TALLY_DB" "SELECT count(*) FROM (SELECT task_id FROM responses GROUP BY task_id HAVING count(*) > 1)" 2>/dev/null || echo "?")
-
-PORT=$(free_port)
-say "ceiling: hello_evhttp, $CONNS connections, $SECS s (127.0.0.1:$PORT)"
-bg_start "$TMP/hello.log" "$HELLO" "$PORT"
-HELLOPID=$BG_PID
-wait_http "$HELLOPID" "$PORT" / || die "hello_evhttp did not start"
-timeout $((SECS + 90)) "$LOADGEN" -p "$PORT" -c "$CONNS" -d "$SECS" --get / >"$TMP/lg.hello" 2>&1 || die "loadgen (hello) failed"
-bg_stop "$HELLOPID"
-cat "$TMP/lg.hello" >&2
-H=$(grep '^RESULT' "$TMP/lg.hello")
+run_hello hpaced "$RATE"
+run_hello hflat 0
+SERVER_ERRS=$(cat "$TMP"/serve.*.log | grep -ciE 'error|too many|cannot|fail' || true)
 
 pf() { awk -v v="$1" -v t="$2" 'BEGIN { print (v < t) ? "PASS" : "FAIL" }'; }
-E=$(field errors "$R")
-CP99=$(field claim_p99_ms "$R") SP99=$(field submit_p99_ms "$R") HP99=$(field get_p99_ms "$H")
 echo
 echo "tally $CONNS connections — $(date -u +%Y-%m-%dT%H:%MZ), $(machine)"
-echo "$CONNS keep-alive connections, one annotator (own key) each, claim -> submit for $SECS s; $TASKS tasks, min=max=1; client bench/loadgen (1 thread)"
+echo "$CONNS keep-alive connections, one annotator (own key) each, claim -> submit for $SECS s per run; $TASKS tasks, min=max=1; client bench/loadgen (1 thread)"
+echo "paced: each connection sends $RATE requests/s ($((CONNS * RATE)) req/s offered in all), latency counted from when each request was due;"
+echo "flat out: each connection sends its next request as soon as the answer is back (a throughput test: latency is queueing)"
 echo
-printf '| %-44s | %-26s | %-38s | %-7s | %-4s |\n' "what" "figure" "ceiling: hello-world evhttp, same conns" "ratio" "target"
-printf '|%s|%s|%s|%s|%s|\n' "----------------------------------------------" "----------------------------" "----------------------------------------" "---------" "------"
-printf '| %-44s | %-26s | %-38s | %-7s | %-4s |\n' "errors (non-2xx, connection, timeout)" "$E" "$(field errors "$H")" "" "$([ "$E" = 0 ] && echo PASS || echo FAIL)"
-printf '| %-44s | %-26s | %-38s | %-7s | %-4s |\n' "claim p99 (p50)" "$CP99 ms ($(field claim_p50_ms "$R") ms)" "GET p99 $HP99 ms (p50 $(field get_p50_ms "$H") ms)" "$(awk -v a="$CP99" -v b="$HP99" 'BEGIN { printf "%.0fx", (b > 0 ? a / b : 0) }')" "$(pf "$CP99" 50)"
-printf '| %-44s | %-26s | %-38s | %-7s | %-4s |\n' "submit p99 (p50)" "$SP99 ms ($(field submit_p50_ms "$R") ms)" "" "" "$(pf "$SP99" 50)"
-printf '| %-44s | %-26s | %-38s | %-7s | %-4s |\n' "requests/s" "$(field req_s "$R") req/s" "$(field req_s "$H") req/s" "$(ratio "$(field req_s "$R")" "$(field req_s "$H")")" ""
+printf '| %-9s | %-14s | %-9s | %-24s | %-24s | %-12s | %-30s | %-6s |\n' "load" "req/s" "errors" "claim p50 / p99 ms" "submit p50 / p99 ms" "server CPU" "hello-world: req/s, p50 / p99" "p99<50"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "-----------" "----------------" "-----------" "--------------------------" "--------------------------" "--------------" "--------------------------------" "--------"
+for tag in paced flat; do
+	R=$(grep '^RESULT' "$TMP/lg.$tag") H=$(grep '^RESULT' "$TMP/lg.h$tag")
+	worst=$(awk -v a="$(field claim_p99_ms "$R")" -v b="$(field submit_p99_ms "$R")" 'BEGIN { print (a > b ? a : b) }')
+	cpu=$CPU; [ "$tag" = paced ] && cpu=$CPU_P
+	printf '| %-9s | %-14s | %-9s | %-24s | %-24s | %-12s | %-30s | %-6s |\n' "$tag" "$(field req_s "$R")" "$(field errors "$R")" \
+		"$(field claim_p50_ms "$R") / $(field claim_p99_ms "$R")" "$(field submit_p50_ms "$R") / $(field submit_p99_ms "$R")" "$cpu" \
+		"$(field req_s "$H"), $(field get_p50_ms "$H") / $(field get_p99_ms "$H")" "$(pf "$worst" 50)"
+done
 echo
-echo "claim max $(field claim_max_ms "$R") ms, submit max $(field submit_max_ms "$R") ms; hello max $(field get_max_ms "$H") ms"
-echo "tasks labelled: $(field cycles "$R") ($(field cycles_s "$R")/s); responses stored: $NRESP; tasks with more than one response: $NOVER"
-echo "server: CPU $CPU of one core, peak RSS $((RSS / 1024)) MiB, $NFD fds open at the end of the load, open-file limit $NOFILE, alive after the load: $ALIVE"
+echo "tasks labelled (flat-out run): $(field cycles "$(grep '^RESULT' "$TMP/lg.flat")"); responses stored in all: $NRESP; tasks with more than one response: $NOVER"
+echo "server: peak RSS $((RSS / 1024)) MiB, $NFD fds open at the end of the load, open-file limit $NOFILE, alive after the load: $ALIVE"
 echo "server log lines that look like errors: $SERVER_ERRS"
-grep -iE 'error|too many|cannot|fail' "$TMP/serve.log" | sort | uniq -c | sort -rn | head -n 5 | sed 's/^/  /' || true
+cat "$TMP"/serve.*.log | grep -iE 'error|too many|cannot|fail' | sort | uniq -c | sort -rn | head -n 5 | sed 's/^/  /' || true
 echo "total run time: $(($(date +%s) - T0)) s"

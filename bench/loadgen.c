@@ -9,6 +9,11 @@
  *       again until the claim answers 204 (nothing left) or the time is up.
  *   loadgen -p PORT -c CONNS -d SECONDS --get PATH
  *       plain GETs (the hello-world ceiling, with the very same client).
+ *   --rate R  paces each connection at R requests/s (default: as fast as
+ *       answers come back). A request is due every 1/R s from a random phase;
+ *       one that is due while the previous is still out is sent as soon as it
+ *       returns, and its latency counts from when it was due (as wrk2 does),
+ *       so a stalled server cannot hide its queueing ("coordinated omission").
  *
  * Prints a human summary, then one machine-readable line starting "RESULT "
  * (key=value pairs) for the scripts. Latency is per request, from the first
@@ -57,6 +62,8 @@ struct conn {
 	int status, close_after;
 	size_t body_len;
 	uint64_t t0;
+	uint64_t due;	 /* --rate: when the next request is due */
+	struct event *pace;
 	char asg[96];
 	int done; /* got 204: nothing left for this annotator */
 };
@@ -65,7 +72,7 @@ struct lg {
 	struct event_base *base;
 	struct sockaddr_in addr;
 	int port, nconns, stopping;
-	double duration, timeout;
+	double duration, timeout, rate;
 	const char *project, *path, *answer;
 	char **keys;
 	int nkeys;
@@ -140,6 +147,10 @@ static void send_request(struct conn *c, enum kind k)
 	c->busy = 1;
 	c->have_headers = 0;
 	c->t0 = now_ns();
+	if (lg->rate > 0) { /* latency from when it was due; the next is due 1/R later */
+		c->t0 = c->due < c->t0 ? c->due : c->t0;
+		c->due += (uint64_t)(1e9 / lg->rate);
+	}
 	switch (k) {
 	case K_CLAIM:
 		evbuffer_add_printf(out,
@@ -162,9 +173,33 @@ static void send_request(struct conn *c, enum kind k)
 	}
 }
 
+static void send_now(struct conn *c);
+
+static void on_pace(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	send_now(arg);
+}
+
 static void send_next(struct conn *c)
 {
+	uint64_t now;
+
 	if (c->lg->stopping || c->done)
+		return;
+	if (c->lg->rate > 0 && (now = now_ns()) < c->due) {
+		struct timeval tv = { (time_t)((c->due - now) / 1000000000u),
+				      (suseconds_t)((c->due - now) % 1000000000u / 1000) };
+		evtimer_add(c->pace, &tv);
+		return;
+	}
+	send_now(c);
+}
+
+static void send_now(struct conn *c)
+{
+	if (c->lg->stopping || c->done || !c->bev)
 		return;
 	if (c->lg->path)
 		send_request(c, K_GET);
@@ -392,6 +427,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: loadgen -p PORT [-c CONNS] [-d SECONDS] [-t TIMEOUT]\n"
 		"               (--get PATH | --claim PROJECT --keys FILE [--answer JSON])\n"
+		"               [--rate REQ_PER_S_PER_CONN]\n"
 		"Targets 127.0.0.1:PORT only. CONNS 1-%d (default 8), SECONDS (default 10).\n",
 		MAX_CONNS);
 	exit(1);
@@ -430,12 +466,15 @@ int main(int argc, char **argv)
 			keyfile = v;
 		else if (strcmp(a, "--answer") == 0)
 			lg.answer = v;
+		else if (strcmp(a, "--rate") == 0)
+			lg.rate = atof(v);
 		else
 			usage();
 		i++;
 	}
 	if (lg.port < 1 || lg.port > 65535 || lg.nconns < 1 || lg.nconns > MAX_CONNS ||
-	    lg.duration <= 0 || lg.duration > 3600 || lg.timeout < 1 || !!lg.path == !!lg.project)
+	    lg.duration <= 0 || lg.duration > 3600 || lg.timeout < 1 || !!lg.path == !!lg.project ||
+	    lg.rate < 0 || lg.rate > 1e6)
 		usage();
 	if (lg.path && lg.path[0] != '/')
 		die("--get wants a path starting with /");
@@ -468,6 +507,9 @@ int main(int argc, char **argv)
 		c->lg = &lg;
 		c->idx = i;
 		c->key = lg.keys ? lg.keys[i] : NULL;
+		c->pace = evtimer_new(lg.base, on_pace, c);
+		/* a random phase, so paced connections do not all fire at once */
+		c->due = lg.start + (lg.rate > 0 ? (uint64_t)((double)rand() / RAND_MAX * 1e9 / lg.rate) : 0);
 		conn_start(c);
 	}
 	event_base_dispatch(lg.base);
@@ -507,8 +549,8 @@ int main(int argc, char **argv)
 			printf(", HTTP %d: %lld", i, lg.err_status[i]);
 	printf(")\n");
 
-	printf("RESULT mode=%s conns=%d secs=%.3f req_s=%.0f cycles=%lld cycles_s=%.0f errors=%lld",
-	       lg.path ? "get" : "claim", lg.nconns, secs, rps, lg.cycles,
+	printf("RESULT mode=%s conns=%d rate=%g secs=%.3f req_s=%.0f cycles=%lld cycles_s=%.0f errors=%lld",
+	       lg.path ? "get" : "claim", lg.nconns, lg.rate, secs, rps, lg.cycles,
 	       (double)lg.cycles / secs, total_err);
 	for (int k = 0; k < K_N; k++) {
 		struct samples *s = &lg.lat[k];
@@ -520,9 +562,11 @@ int main(int argc, char **argv)
 	}
 	printf(" done=%d\n", lg.ndone);
 
-	for (int i = 0; i < lg.nconns; i++)
+	for (int i = 0; i < lg.nconns; i++) {
 		if (lg.conns[i].bev)
 			bufferevent_free(lg.conns[i].bev);
+		event_free(lg.conns[i].pace);
+	}
 	event_free(timer);
 	event_base_free(lg.base);
 	return total_ok > 0 ? 0 : 3;

@@ -1,13 +1,14 @@
 /* server.c — the HTTP/1.1 server on libevent's evhttp.
  *
- * N worker threads (one per core by default), each with its own event loop
- * and evhttp, accept from one listening socket. A request flows: evhttp ->
+ * Worker threads (--threads, default 1), each with its own event loop and
+ * evhttp, accept from one listening socket. A request flows: evhttp ->
  * dispatch() -> route match (table below) -> body parse (bounded by
- * --max-body, JSON) -> [library lock] authentication -> handler -> library
- * call [unlock] -> JSON reply, held back until its batch is on disk (batch.c).
- * The library is one caller at a time: what runs in parallel is HTTP parsing,
- * JSON in and out, and the kernel's share. The handler owns nothing past its
- * return: everything it allocated is released in dispatch()'s single exit. */
+ * --max-body, JSON) -> a job for the executor, the one thread that calls
+ * the library: [library lock] authentication -> handler -> library call ->
+ * JSON reply [unlock] -> held back until its batch is on disk (batch.c) ->
+ * sent by the worker that owns the connection. The workers never wait for
+ * the library or the disk. A job owns what it allocated and is freed in one
+ * place (job_free), its reply once sent (deliver). */
 #include "http/server.h"
 
 #include <errno.h>
@@ -946,12 +947,6 @@ static void drop_unsent(struct server *srv)
 	}
 }
 
-static int threads_default(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
-}
-
 int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 {
 	static struct server srv; /* one per process: signals reach it */
@@ -964,7 +959,8 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 
 	memset(&srv, 0, sizeof(srv));
 	srv.t = t;
-	srv.nworkers = o->threads > 0 ? o->threads : threads_default();
+	/* one: on 2 cores a second event loop only competed with the executor */
+	srv.nworkers = o->threads > 0 ? o->threads : 1;
 	if (srv.nworkers > MAX_THREADS) {
 		fprintf(stderr, "tally: --threads: at most %d\n", MAX_THREADS);
 		return 1;

@@ -10,7 +10,7 @@ struct tly;
 struct tly_http_opts {
 	const char *listen;   /* "ADDR:PORT" */
 	size_t max_body;      /* bytes */
-	int threads;          /* event loops; 0: one per core (at most 16) */
+	int threads;          /* event-loop workers, at most 16; 0: one */
 };
 
 /* Serves until SIGTERM/SIGINT, then stops accepting, lets open responses
