@@ -48,6 +48,8 @@ struct line_ctx {
 	int n, first, stopped;
 	enum tly_code rc;
 	struct tly_err *err;
+	size_t start;      /* where the current line began in buf */
+	int64_t task_id;   /* of the current line */
 };
 
 static enum tly_code add_id(struct tly_buf *b, struct tly *t, enum tly_kind k, int64_t n)
@@ -57,21 +59,40 @@ static enum tly_code add_id(struct tly_buf *b, struct tly *t, enum tly_kind k, i
 	       tly_buf_adds(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
 }
 
+/* drops the partial line; a batch that has lines ends early instead */
+static int line_full(struct line_ctx *c)
+{
+	struct tly_buf *b = c->buf;
+
+	b->len = c->start;
+	if (b->p)
+		b->p[c->start] = '\0';
+	c->rc = c->n ? TLY_OK : TLY_ETOOLARGE;
+	c->stopped = 1;
+	return 1;
+}
+
+/* one response of the task begun last, or (r NULL) the end of its line */
 static int response_line(void *arg, const struct store_response *r)
 {
 	struct line_ctx *c = arg;
 	struct tly_buf *b = c->buf;
 	char ts[32];
 
+	if (!r) {
+		if (tly_buf_adds(b, "]}\n"))
+			return line_full(c);
+		c->x->after = c->task_id;
+		c->n++;
+		return 0;
+	}
 	if ((!c->first && tly_buf_adds(b, ",")) || tly_buf_adds(b, "{\"id\":") ||
 	    add_id(b, c->x->t, TLY_RESPONSE, r->id) || tly_buf_adds(b, ",\"user_id\":") ||
 	    add_id(b, c->x->t, TLY_USER, r->user_id) || tly_buf_adds(b, ",\"answers\":") ||
 	    tly_buf_adds(b, r->answers) ||
 	    tly_buf_addf(b, ",\"duration_ms\":%lld,\"created_at\":\"%s\"}",
-			 (long long)r->duration_ms, tly_time_fmt(r->created_at, ts))) {
-		c->rc = TLY_ETOOLARGE;
-		return 1;
-	}
+			 (long long)r->duration_ms, tly_time_fmt(r->created_at, ts)))
+		return line_full(c);
 	c->first = 0;
 	return 0;
 }
@@ -81,8 +102,10 @@ static int task_line(void *arg, const struct store_task *row)
 	struct line_ctx *c = arg;
 	struct tly_buf *b = c->buf;
 	struct tly *t = c->x->t;
-	size_t start = b->len;
 
+	c->start = b->len;
+	c->task_id = row->id;
+	c->first = 1;
 	if (tly_buf_adds(b, "{\"id\":") || add_id(b, t, TLY_TASK, row->id) ||
 	    tly_buf_adds(b, ",\"unique_id\":") ||
 	    (row->unique_id ? tly_buf_add_jstr(b, row->unique_id) : tly_buf_adds(b, "null")) ||
@@ -91,39 +114,21 @@ static int task_line(void *arg, const struct store_task *row)
 	    tly_buf_adds(b, ",\"consensus\":") || tly_buf_adds(b, row->consensus ? row->consensus : "null") ||
 	    (row->is_gold && (tly_buf_adds(b, ",\"gold\":") || tly_buf_adds(b, row->gold))) ||
 	    tly_buf_addf(b, ",\"status\":\"%s\",\"responses\":[", tly_task_status_name(row->status)))
-		goto full;
-	c->first = 1;
-	if (row->n_responses > 0 &&
-	    t->store->ops->response_list(t->store, row->id, response_line, c, c->err) != TLY_OK) {
-		c->rc = TLY_EINTERNAL;
-		return 1;
-	}
-	if (c->rc == TLY_ETOOLARGE || tly_buf_adds(b, "]}\n"))
-		goto full;
-	c->x->after = row->id;
-	c->n++;
+		return line_full(c);
 	return 0;
-full:
-	/* drop the partial line; a batch that has lines ends early instead */
-	b->len = start;
-	if (b->p)
-		b->p[start] = '\0';
-	c->rc = c->n ? TLY_OK : TLY_ETOOLARGE;
-	c->stopped = 1;
-	return 1;
 }
 
 enum tly_code tly_export_next(struct tly_export *x, struct tly_buf *buf, int max_tasks,
 			      int *done, struct tly_err *err)
 {
-	struct line_ctx c = { x, buf, 0, 1, 0, TLY_OK, err };
+	struct line_ctx c = { x, buf, 0, 1, 0, TLY_OK, err, 0, 0 };
 	enum tly_code rc;
 
 	*done = x->done;
 	if (x->done)
 		return TLY_OK;
-	rc = x->t->store->ops->task_list(x->t->store, x->project_id, x->status, x->after, max_tasks,
-					 task_line, &c, err);
+	rc = x->t->store->ops->task_list_responses(x->t->store, x->project_id, x->status, x->after,
+						   max_tasks, task_line, response_line, &c, err);
 	if (rc == TLY_OK && c.rc != TLY_OK)
 		rc = tly_err_set(err, c.rc, "", "export line over the buffer limit");
 	if (rc == TLY_OK && c.n < max_tasks && !c.stopped)

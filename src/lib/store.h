@@ -162,6 +162,10 @@ struct store_ops {
 
 	enum tly_code (*response_insert)(struct store *s, const struct store_response *r, int64_t *id, struct tly_err *err);
 	enum tly_code (*response_list)(struct store *s, int64_t task, store_response_cb cb, void *arg, struct tly_err *err);
+	/* task_list, each task followed by its responses (by id) and then one
+	 * resp_cb(arg, NULL): one walk along each table instead of a lookup per
+	 * task. Either callback returning non-zero stops the walk. */
+	enum tly_code (*task_list_responses)(struct store *s, int64_t project, int status, int64_t after, int limit, store_task_cb task_cb, store_response_cb resp_cb, void *arg, struct tly_err *err);
 	/* a task's responses with their annotators' stats on the project, in one pass */
 	enum tly_code (*response_list_stats)(struct store *s, int64_t project, int64_t task, store_answer_cb cb, void *arg, struct tly_err *err);
 };

@@ -84,7 +84,7 @@ enum stmt {
 	S_TASK_UPDATE, S_TASK_NEXT, S_TASK_NEXT_GOLD, S_TASK_CONSENSUS,
 	S_STATS_GET, S_STATS_PUT, S_STATS_LIST, S_STATS_BUMP, S_RESP_STATS,
 	S_ASG_INSERT, S_ASG_GET, S_ASG_UPDATE, S_ASG_LIVE, S_ASG_EXPIRED,
-	S_RESP_INSERT, S_RESP_LIST,
+	S_RESP_INSERT, S_RESP_LIST, S_RESP_FROM,
 	S_COUNT
 };
 
@@ -184,6 +184,9 @@ static const char *const stmt_sql[S_COUNT] = {
 			  " ORDER BY expires_at LIMIT ?3",
 	[S_RESP_INSERT] = "INSERT INTO responses(task_id, assignment_id, user_id, answers, duration_ms,"
 			  " created_at, correct) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_RESP_FROM] = "SELECT id, task_id, assignment_id, user_id, answers, duration_ms, created_at,"
+			" coalesce(correct, -1) FROM responses INDEXED BY responses_task"
+			" WHERE task_id >= ?1 ORDER BY task_id, id",
 	[S_RESP_LIST] = "SELECT id, task_id, assignment_id, user_id, answers, duration_ms, created_at,"
 			" coalesce(correct, -1) FROM responses WHERE task_id=?1 ORDER BY id",
 };
@@ -1144,6 +1147,77 @@ static enum tly_code sq_response_insert(struct store *s, const struct store_resp
 	return insert_id(s, st, id, err, "response");
 }
 
+static void response_row(sqlite3_stmt *st, struct store_response *r)
+{
+	r->id = sqlite3_column_int64(st, 0);
+	r->task_id = sqlite3_column_int64(st, 1);
+	r->assignment_id = sqlite3_column_int64(st, 2);
+	r->user_id = sqlite3_column_int64(st, 3);
+	r->answers = (char *)sqlite3_column_text(st, 4);
+	r->duration_ms = sqlite3_column_int64(st, 5);
+	r->created_at = sqlite3_column_int64(st, 6);
+	r->correct = sqlite3_column_int(st, 7);
+}
+
+/* a merge of two ordered walks; the response cursor steps forward while it is
+ * a little behind and seeks anew when it is far behind (a sparse status
+ * filter, another project's tasks in between) */
+#define RESP_STEPS 8
+
+static enum tly_code sq_task_list_responses(struct store *s, int64_t project, int status,
+					    int64_t after, int limit, store_task_cb task_cb,
+					    store_response_cb resp_cb, void *arg, struct tly_err *err)
+{
+	sqlite3_stmt *ts = get(s, status < 0 ? S_TASK_LIST : S_TASK_LIST_STATUS);
+	sqlite3_stmt *rs = get(s, S_RESP_FROM);
+	struct store_task t;
+	struct store_response r;
+	int tr, rr = SQLITE_DONE, open = 0, stop = 0;
+
+	sqlite3_bind_int64(ts, 1, project);
+	sqlite3_bind_int64(ts, 2, after);
+	sqlite3_bind_int(ts, 3, limit);
+	if (status >= 0)
+		sqlite3_bind_int(ts, 4, status);
+	while (!stop && (tr = sqlite3_step(ts)) == SQLITE_ROW) {
+		task_row(ts, &t, 0);
+		if (task_cb(arg, &t))
+			break;
+		if (t.n_responses > 0) {
+			for (int i = 0; open && rr == SQLITE_ROW && sqlite3_column_int64(rs, 1) < t.id; i++) {
+				if (i == RESP_STEPS) {
+					open = 0;
+					break;
+				}
+				rr = sqlite3_step(rs);
+			}
+			if (!open) {
+				sqlite3_reset(rs);
+				sqlite3_bind_int64(rs, 1, t.id);
+				rr = sqlite3_step(rs);
+				open = 1;
+			}
+			while (rr == SQLITE_ROW && sqlite3_column_int64(rs, 1) == t.id) {
+				response_row(rs, &r);
+				if (resp_cb(arg, &r)) {
+					stop = 1;
+					break;
+				}
+				rr = sqlite3_step(rs);
+			}
+			if (rr != SQLITE_ROW && rr != SQLITE_DONE)
+				break;
+		}
+		if (!stop && resp_cb(arg, NULL))
+			break;
+	}
+	done(ts);
+	done(rs);
+	if (rr != SQLITE_ROW && rr != SQLITE_DONE)
+		return db_fail(s, err, "responses");
+	return (tr == SQLITE_ROW || tr == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "tasks");
+}
+
 static enum tly_code sq_response_list(struct store *s, int64_t task, store_response_cb cb,
 				      void *arg, struct tly_err *err)
 {
@@ -1216,6 +1290,7 @@ static const struct store_ops sqlite_ops = {
 	.asg_expired = sq_asg_expired,
 	.response_insert = sq_response_insert,
 	.response_list = sq_response_list,
+	.task_list_responses = sq_task_list_responses,
 };
 
 /* Connections are never shared between threads (the refit worker has its

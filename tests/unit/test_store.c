@@ -1170,6 +1170,73 @@ static void test_export(void **state)
 
 /* Exports through a buffer that holds only a line or two per call: every
  * line arrives once, whole; a single line over the cap is refused. */
+/* The export walks tasks and responses side by side: with two projects'
+ * tasks interleaved, 0 to 3 responses per task and a status filter, every
+ * line must carry exactly its task's responses, as tly_task_get shows them. */
+static void answer(struct world *w, const struct tly_actor *a, const char *prj, int label)
+{
+	json_t *claim = NULL, *sub = NULL, *body;
+
+	OK(tly_claim(w->t, a, prj, &claim, &w->err));
+	assert_non_null(claim);
+	body = J(label ? "{'answers':{'sentiment':'negative'}}" : "{'answers':{'sentiment':'positive'}}");
+	OK(tly_submit(w->t, a, jstr(json_object_get(claim, "assignment"), "id"), body, &sub, &w->err));
+	json_decref(body);
+	json_decref(claim);
+	json_decref(sub);
+}
+
+static void test_export_merge_matches_task_get(void **state)
+{
+	static const char schema3[] =
+		"{'name':'S3','fields':[{'name':'text','type':'text'}],"
+		" 'questions':[{'name':'sentiment','type':'choice','options':['positive','negative']}],"
+		" 'min_responses':3,'max_responses':3}";
+	struct world *w = *state;
+	const struct tly_actor *who[3] = { &w->ann_a.a, &w->rev_a.a, &w->mgr_a.a };
+	char pa[32], pb[32];
+	json_t *lines;
+	int calls, with[4] = { 0 };
+
+	make_project(w, &w->mgr_a.a, schema3, pa);
+	make_project(w, &w->mgr_a.a, schema3, pb);
+	for (int i = 0; i < 12; i++) { /* ids alternate between the projects */
+		json_decref(add_tasks(w, &w->mgr_a.a, pa, "[{'data':{'text':'a'}}]"));
+		json_decref(add_tasks(w, &w->mgr_a.a, pb, "[{'data':{'text':'b'}}]"));
+	}
+	/* A: the first annotator answers 9 tasks, the second 5, the third 2, so
+	 * tasks hold 3, 2, 1 or 0 responses; B gets answers too, in between */
+	for (int k = 0; k < 3; k++)
+		for (int i = 0; i < (k == 0 ? 9 : k == 1 ? 5 : 2); i++) {
+			answer(w, who[k], pa, i % 2);
+			answer(w, who[k], pb, (i + 1) % 2);
+		}
+	for (int b = 0; b < 3; b++) {
+		const char *status = b == 0 ? NULL : b == 1 ? "completed" : "in_progress";
+		lines = export_all(w, &w->rev_a.a, pa, status, b == 0 ? 5 : 100, &calls);
+		for (size_t i = 0; i < json_array_size(lines); i++) {
+			json_t *l = json_array_get(lines, i), *task = NULL;
+			OK(tly_task_get(w->t, &w->rev_a.a, jstr(l, "id"), &task, &w->err));
+			assert_true(json_equal(json_object_get(task, "responses"),
+					       json_object_get(l, "responses")));
+			assert_string_equal(jstr(l, "status"), jstr(task, "status"));
+			if (b == 0)
+				with[json_array_size(json_object_get(l, "responses"))]++;
+			json_decref(task);
+		}
+		if (b == 0)
+			assert_int_equal(json_array_size(lines), 12);
+		if (b == 1) /* only the tasks with all 3 answers are completed */
+			assert_int_equal(json_array_size(lines), 2);
+		json_decref(lines);
+	}
+	/* every shape was there: 3, 2, 1 and 0 responses */
+	assert_int_equal(with[3], 2);
+	assert_int_equal(with[2], 3);
+	assert_int_equal(with[1], 4);
+	assert_int_equal(with[0], 3);
+}
+
 static void test_export_small_buffer(void **state)
 {
 	struct world *w = *state;
@@ -1322,6 +1389,7 @@ int main(void)
 		T(test_roles),
 		T(test_export),
 		T(test_export_small_buffer),
+		T(test_export_merge_matches_task_get),
 		T(test_export_empty),
 		T(test_import_rollback),
 	};
