@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ extern const size_t tly_openapi_json_len;
 
 #define MAX_PARAMS 2
 #define MAX_THREADS 16
+#define LISTEN_BACKLOG 4096
 #define EXPORT_BATCH 2048
 #define EXPORT_BUF_CAP (256u << 20)
 
@@ -1007,8 +1009,13 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 		fprintf(stderr, "tally: cannot listen on %s: %s\n", o->listen, strerror(errno));
 		goto out;
 	}
-	/* the other loops accept from the same socket (each its own descriptor) */
+	/* evhttp listens with a backlog of 128: a burst of new connections (a
+	 * thousand annotators after a restart) overflows it and the dropped ones
+	 * wait for TCP's one-second retry. Listening again only raises it. */
 	fd = evhttp_bound_socket_get_fd(srv.w[0].sock);
+	if (listen(fd, LISTEN_BACKLOG) != 0)
+		fprintf(stderr, "tally: listen backlog stays at 128: %s\n", strerror(errno));
+	/* the other loops accept from the same socket (each its own descriptor) */
 	for (int i = 1; i < srv.nworkers; i++) {
 		int d = dup(fd);
 		if (d < 0 || !(srv.w[i].sock = evhttp_accept_socket_with_handle(srv.w[i].http, d))) {

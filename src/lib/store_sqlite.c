@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -1293,6 +1294,25 @@ static const struct store_ops sqlite_ops = {
 	.task_list_responses = sq_task_list_responses,
 };
 
+/* While another connection writes (the refit worker, a CLI import), wait in
+ * steps of 50 µs growing to 1 ms, 10 s in all: SQLite's own busy timeout
+ * sleeps up to 100 ms a step, which would stall the whole server that long
+ * after the lock was free again. */
+#define BUSY_TOTAL_US 10000000
+
+static int busy_wait(void *arg, int n)
+{
+	long step = n < 5 ? 50L << n : 1000;
+	struct timespec ts = { 0, step * 1000 };
+
+	(void)arg;
+	/* steps: 50, 100, 200, 400, 800 µs, then 1 ms each */
+	if (n >= 5 + (BUSY_TOTAL_US - 1600) / 1000)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 /* Connections are never shared between threads (the refit worker has its
  * own), so SQLite's own locking and memory statistics are not needed. */
 static void configure_once(void)
@@ -1319,7 +1339,7 @@ enum tly_code store_sqlite_open(const char *path, int create, struct store **out
 				 q->db ? sqlite3_errmsg(q->db) : "cannot open");
 		goto fail;
 	}
-	sqlite3_busy_timeout(q->db, 10000);
+	sqlite3_busy_handler(q->db, busy_wait, NULL);
 	if (sqlite3_exec(q->db,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 			 "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
