@@ -95,8 +95,8 @@ struct store_ops {
 	 * durable once a later sync() returned. sync() and checkpoint() never
 	 * touch the connection the other ops use, so a second and a third thread
 	 * may call them while the first goes on writing. *checkpoint_due is set
-	 * when the log has grown enough that checkpoint() should run. */
-	enum tly_code (*defer_sync)(struct store *s, struct tly_err *err);
+	 * when the log has grown by ckpt_frames pages since the last one. */
+	enum tly_code (*defer_sync)(struct store *s, int ckpt_frames, struct tly_err *err);
 	enum tly_code (*sync)(struct store *s, int *checkpoint_due, struct tly_err *err);
 	/* *left: log frames it could not copy yet (the writer kept writing) */
 	enum tly_code (*checkpoint)(struct store *s, int *left, struct tly_err *err);

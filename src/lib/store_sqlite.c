@@ -209,11 +209,9 @@ struct sqlite_store {
 	sqlite3 *ckpt;           /* the checkpointer's own connection */
 	atomic_int wal_frames;   /* WAL size after the last commit (the wal hook) */
 	int ckpt_frames;         /* WAL size when the last checkpoint was asked for */
+	int ckpt_every;          /* ask for one each time it grew by this many frames */
 };
 
-/* a checkpoint once the WAL holds this many frames more than at the last one
- * (SQLite's own autocheckpoint default) */
-#define CKPT_FRAMES 1000
 
 #define DB(s) (((struct sqlite_store *)(s))->db)
 
@@ -307,11 +305,12 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
-static enum tly_code sq_defer_sync(struct store *s, struct tly_err *err)
+static enum tly_code sq_defer_sync(struct store *s, int ckpt_frames, struct tly_err *err)
 {
 	struct sqlite_store *q = (struct sqlite_store *)s;
 	char *msg = NULL;
 
+	q->ckpt_every = ckpt_frames > 0 ? ckpt_frames : 1000;
 	if (sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"
 			 "PRAGMA journal_size_limit=67108864;", NULL,
 			 NULL, &msg) != SQLITE_OK) {
@@ -374,7 +373,7 @@ static enum tly_code sq_sync(struct store *s, int *checkpoint_due, struct tly_er
 	frames = atomic_load(&q->wal_frames);
 	if (frames < q->ckpt_frames) /* the WAL started over */
 		q->ckpt_frames = 0;
-	if (frames - q->ckpt_frames >= CKPT_FRAMES) {
+	if (frames - q->ckpt_frames >= q->ckpt_every) {
 		q->ckpt_frames = frames;
 		*checkpoint_due = 1;
 	}

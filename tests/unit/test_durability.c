@@ -238,7 +238,7 @@ static void test_deferred_commits_are_visible_and_synced(void **state)
 	int due = -1;
 
 	tly_err_clear(&err);
-	assert_int_equal(s->ops->defer_sync(s, &err), TLY_OK);
+	assert_int_equal(s->ops->defer_sync(s, 1000, &err), TLY_OK);
 	assert_int_equal(s->ops->begin(s, &err), TLY_OK);
 	put(s, "k", "v");
 	assert_int_equal(s->ops->commit(s, &err), TLY_OK);
@@ -290,7 +290,7 @@ static void test_checkpoints_keep_the_wal_bounded(void **state)
 
 	snprintf(wal, sizeof(wal), "%s-wal", w->path);
 	tly_err_clear(&err);
-	assert_int_equal(s->ops->defer_sync(s, &err), TLY_OK);
+	assert_int_equal(s->ops->defer_sync(s, 1000, &err), TLY_OK);
 	/* ~1 frame per commit (+ the meta page): due about every 1000 frames */
 	assert_true(churn(s, 1500, 1) >= 1);
 	after_first = file_size(wal);
@@ -312,7 +312,7 @@ static void test_without_checkpoints_the_wal_grows(void **state)
 	/* the control for the test above: autocheckpoint is off once deferred */
 	snprintf(wal, sizeof(wal), "%s-wal", w->path);
 	tly_err_clear(&err);
-	assert_int_equal(s->ops->defer_sync(s, &err), TLY_OK);
+	assert_int_equal(s->ops->defer_sync(s, 1000, &err), TLY_OK);
 	churn(s, 1500, 0);
 	first = file_size(wal);
 	churn(s, 4500, 0);
