@@ -61,8 +61,8 @@ for c in $CONCS; do
 	RES[$c]=$(grep '^RESULT' "$TMP/lg.$c")
 	CPU[$c]=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$(field secs "${RES[$c]}")" \
 		'BEGIN { printf "%.0f%%", 100 * t / hz / s }')
-	# the server's own count, when it logs one ("N requests in M commits")
-	COMMITS[$c]=$(sed -n 's/.*(\([0-9]*\) requests in \([0-9]*\) commits).*/\1 requests in \2 commits/p' "$TMP/serve.$c.log" | tail -n1)
+	# the server's own count, when it logs one ("N requests in M commits; ... syncs ...")
+	COMMITS[$c]=$(sed -n 's/.*stopped (\(.* requests in .*\))$/\1/p' "$TMP/serve.$c.log" | tail -n1)
 	grep -iv 'listening\|draining\|stopped' "$TMP/serve.$c.log" | head -n 5 | sed "s/^/server log ($c): /" >&2 || true
 done
 

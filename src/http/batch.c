@@ -37,23 +37,22 @@ struct batcher {
 	atomic_int joined;            /* ...holding this many requests */
 
 	pthread_mutex_t qmu;          /* the replies that wait for the disk */
-	pthread_cond_t qwake;         /* the committer's */
 	pthread_cond_t swake;         /* the syncer's */
 	struct pending *head, **tail;
-	uint64_t newest;              /* the newest batch a reply waits for */
 	uint64_t committed;           /* every batch up to this one is committed... */
 	uint64_t synced;              /* ...and up to this one on disk */
 	uint64_t failed[FAILED_RING]; /* batches whose commit failed, lately */
 	int nfailed;
-	int stop, sync_stop, kicked;
-	long requests, commits;
-	pthread_t committer, syncer;
-	int committer_started, syncer_started;
+	int sync_stop;
+	long requests, commits, syncs;
+	int64_t sync_us, sync_max_us;  /* time in fdatasync, all and longest */
+	pthread_t syncer;
+	int syncer_started;
 
 	pthread_mutex_t cmu;          /* the checkpointer */
 	pthread_cond_t cwake;
 	int ckpt_due, ckpt_stop, ckpt_started;
-	int ckpt_tail;                /* the checkpointer waits for the committer to copy the tail */
+	int ckpt_tail;                /* the checkpointer waits for the executor to copy the tail */
 	pthread_t checkpointer;
 
 	int owners;
@@ -102,12 +101,6 @@ int batch_add(struct batcher *b, struct pending *p)
 	b->requests++;
 	durable = p->seq <= b->synced;
 	if (!durable) {
-		if (p->seq > b->newest) {
-			/* the committer sleeps while nothing new waits for it */
-			if (b->newest <= b->committed)
-				pthread_cond_signal(&b->qwake);
-			b->newest = p->seq;
-		}
 		*b->tail = p;
 		b->tail = &p->next;
 	}
@@ -156,11 +149,14 @@ void batch_post(struct batcher *b, struct pending *p)
 	batch_poke(b, p->owner);
 }
 
-void batch_counts(struct batcher *b, long *requests, long *commits)
+void batch_counts(struct batcher *b, struct batch_stats *st)
 {
 	pthread_mutex_lock(&b->qmu);
-	*requests = b->requests;
-	*commits = b->commits;
+	st->requests = b->requests;
+	st->commits = b->commits;
+	st->syncs = b->syncs;
+	st->sync_avg_ms = b->syncs ? (double)b->sync_us / (double)b->syncs / 1000.0 : 0;
+	st->sync_max_ms = (double)b->sync_max_us / 1000.0;
 	pthread_mutex_unlock(&b->qmu);
 }
 
@@ -213,7 +209,7 @@ static void release(struct batcher *b, uint64_t synced)
  * begins while every frame of it has been copied into the database, and that
  * is never the case while the writer keeps a batch open. So the checkpointer
  * copies without the library lock until little is left, then hands the tail
- * to the committer, which copies it right after a commit, while no batch is
+ * to the executor, which copies it right after a commit, while no batch is
  * open and the lock is held: the next batch then starts the log from the top. */
 #define CKPT_TAIL 256
 
@@ -230,7 +226,7 @@ static void checkpoint(struct batcher *b)
 		} else if (left <= CKPT_TAIL) {
 			break;
 		}
-	/* the committer has the checkpoint connection until it clears tail */
+	/* the executor has the checkpoint connection until it clears the tail */
 	pthread_mutex_lock(&b->cmu);
 	b->ckpt_tail = 1;
 	while (b->ckpt_tail && !b->ckpt_stop)
@@ -239,7 +235,7 @@ static void checkpoint(struct batcher *b)
 	pthread_mutex_unlock(&b->cmu);
 }
 
-/* In the committer, lock held, no batch open. */
+/* In the executor, right after a commit: lock held, no batch open. */
 static void checkpoint_tail(struct batcher *b)
 {
 	struct tly_err err;
@@ -257,24 +253,20 @@ static void checkpoint_tail(struct batcher *b)
 }
 
 /* Commits the open batch (its writes reach the log, not yet the disk) and
- * tells the syncer; the workers go on with the next batch at once. */
-static void commit_once(struct batcher *b)
+ * tells the syncer; the next batch can start at once. Library lock held. */
+void batch_commit(struct batcher *b)
 {
 	struct tly_err err;
-	uint64_t seq = 0;
-	int ok = 0;
+	uint64_t seq;
+	int ok;
 
-	tly_err_clear(&err);
-	pthread_mutex_lock(b->lock);
-	if (b->open) {
-		ok = b->s->ops->commit(b->s, &err) == TLY_OK;
-		b->open = 0;
-		seq = b->seq;
-		checkpoint_tail(b);
-	}
-	pthread_mutex_unlock(b->lock);
-	if (!seq)
+	if (!b->open)
 		return;
+	tly_err_clear(&err);
+	ok = b->s->ops->commit(b->s, &err) == TLY_OK;
+	b->open = 0;
+	seq = b->seq;
+	checkpoint_tail(b);
 	if (!ok) /* rolled back: none of this batch is acknowledged */
 		fprintf(stderr, "tally: commit failed, %s\n", err.message);
 	pthread_mutex_lock(&b->qmu);
@@ -294,6 +286,7 @@ static void *syncer_main(void *arg)
 	struct batcher *b = arg;
 	struct tly_err err;
 	uint64_t upto;
+	int64_t t0;
 	int due = 0;
 
 	for (;;) {
@@ -307,6 +300,7 @@ static void *syncer_main(void *arg)
 		upto = b->committed;
 		pthread_mutex_unlock(&b->qmu);
 		tly_err_clear(&err);
+		t0 = now_us();
 		if (b->s->ops->sync(b->s, &due, &err) != TLY_OK) {
 			/* the log may or may not be on disk, and a failed fsync may
 			 * have dropped the pages it could not write: stop here, and
@@ -315,6 +309,13 @@ static void *syncer_main(void *arg)
 				err.message);
 			abort();
 		}
+		t0 = now_us() - t0;
+		pthread_mutex_lock(&b->qmu);
+		b->syncs++;
+		b->sync_us += t0;
+		if (t0 > b->sync_max_us)
+			b->sync_max_us = t0;
+		pthread_mutex_unlock(&b->qmu);
 		release(b, upto);
 		if (due) {
 			pthread_mutex_lock(&b->cmu);
@@ -326,53 +327,29 @@ static void *syncer_main(void *arg)
 	return NULL;
 }
 
-/* When to commit a batch: once the executor ran every request it had
- * (batch_kick()), if the disk is idle or the batch is BATCH_MIN_US old (so
- * a busy disk lets batches grow instead of taking many small commits), at
- * the latest BATCH_WINDOW_US after it opened, or at BATCH_FULL requests. */
+/* When to commit a batch: once the executor ran every request it had, if
+ * the disk is idle, or else once the batch is BATCH_MIN_US old (a busy disk
+ * lets batches grow instead of taking many small commits) or holds
+ * BATCH_FULL requests. */
 #define BATCH_MIN_US 500
-#define BATCH_WINDOW_US 2000
 #define BATCH_FULL 256
 
-void batch_kick(struct batcher *b)
+int batch_due(struct batcher *b, int64_t *wait_us)
 {
+	int64_t age;
+	int idle;
+
+	*wait_us = -1;
+	if (!b->open)
+		return 0;
+	age = now_us() - atomic_load(&b->opened_us);
 	pthread_mutex_lock(&b->qmu);
-	b->kicked = 1;
-	pthread_cond_signal(&b->qwake);
+	idle = b->synced >= b->committed;
 	pthread_mutex_unlock(&b->qmu);
-}
-
-static void *committer_main(void *arg)
-{
-	struct batcher *b = arg;
-	int stop;
-
-	for (;;) {
-		pthread_mutex_lock(&b->qmu);
-		while (b->newest <= b->committed && !b->stop)
-			pthread_cond_wait(&b->qwake, &b->qmu);
-		for (;;) {
-			int64_t age = now_us() - atomic_load(&b->opened_us), wait;
-			int idle = b->synced >= b->committed;
-			struct timespec ts;
-			if (b->stop || age >= BATCH_WINDOW_US || atomic_load(&b->joined) >= BATCH_FULL ||
-			    (b->kicked && (idle || age >= BATCH_MIN_US)))
-				break;
-			wait = b->kicked ? BATCH_MIN_US - age : BATCH_WINDOW_US - age;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long)wait * 1000;
-			ts.tv_sec += ts.tv_nsec / 1000000000;
-			ts.tv_nsec %= 1000000000;
-			pthread_cond_timedwait(&b->qwake, &b->qmu, &ts);
-		}
-		b->kicked = 0;
-		stop = b->stop;
-		pthread_mutex_unlock(&b->qmu);
-		commit_once(b);
-		if (stop)
-			break;
-	}
-	return NULL;
+	if (idle || age >= BATCH_MIN_US || atomic_load(&b->joined) >= BATCH_FULL)
+		return 1;
+	*wait_us = BATCH_MIN_US - age;
+	return 0;
 }
 
 static void *checkpointer_main(void *arg)
@@ -404,7 +381,6 @@ struct batcher *batch_new(struct tly *t, pthread_mutex_t *lock, int owners)
 	b->owners = owners;
 	b->tail = &b->head;
 	pthread_mutex_init(&b->qmu, NULL);
-	pthread_cond_init(&b->qwake, NULL);
 	pthread_cond_init(&b->swake, NULL);
 	pthread_mutex_init(&b->cmu, NULL);
 	pthread_cond_init(&b->cwake, NULL);
@@ -423,10 +399,9 @@ struct batcher *batch_new(struct tly *t, pthread_mutex_t *lock, int owners)
 		fprintf(stderr, "tally: %s\n", err.message);
 		goto fail;
 	}
-	b->committer_started = pthread_create(&b->committer, NULL, committer_main, b) == 0;
 	b->syncer_started = pthread_create(&b->syncer, NULL, syncer_main, b) == 0;
 	b->ckpt_started = pthread_create(&b->checkpointer, NULL, checkpointer_main, b) == 0;
-	if (!b->committer_started || !b->syncer_started || !b->ckpt_started) {
+	if (!b->syncer_started || !b->ckpt_started) {
 		fprintf(stderr, "tally: cannot start the commit threads\n");
 		batch_stop(b);
 		goto fail;
@@ -439,15 +414,10 @@ fail:
 
 void batch_stop(struct batcher *b)
 {
-	if (b->committer_started) {
-		pthread_mutex_lock(&b->qmu);
-		b->stop = 1;
-		pthread_cond_signal(&b->qwake);
-		pthread_mutex_unlock(&b->qmu);
-		pthread_join(b->committer, NULL);
-		b->committer_started = 0;
-	}
-	if (b->syncer_started) { /* after the committer: it syncs the last commit */
+	pthread_mutex_lock(b->lock); /* what the last requests wrote */
+	batch_commit(b);
+	pthread_mutex_unlock(b->lock);
+	if (b->syncer_started) { /* it syncs the last commit before it stops */
 		pthread_mutex_lock(&b->qmu);
 		b->sync_stop = 1;
 		pthread_cond_signal(&b->swake);
@@ -476,7 +446,6 @@ void batch_free(struct batcher *b)
 		pthread_mutex_destroy(&b->box[i].mu);
 	}
 	pthread_mutex_destroy(&b->qmu);
-	pthread_cond_destroy(&b->qwake);
 	pthread_cond_destroy(&b->swake);
 	pthread_mutex_destroy(&b->cmu);
 	pthread_cond_destroy(&b->cwake);

@@ -1,17 +1,18 @@
 /* batch.h — group commit with pipelined durability, for the HTTP workers.
  *
- * Every request runs inside the open batch (one store transaction, each
- * request a savepoint of it) while holding the library lock. A committer
- * thread commits the batch (the store only write()s its log), opens the way
- * for the next batch at once, then waits for the disk (store sync) and only
- * then hands the batch's replies back to the workers that own them. So the
+ * Every request runs inside the open batch (one store transaction) while
+ * holding the library lock. The executor commits the batch between its
+ * passes (the store only write()s its log) and goes on with the next one at
+ * once; the syncer thread waits for the disk (store sync) and only then hands
+ * the batch's replies back to the workers that own them. So the
  * workers never wait for an fsync, many requests share one, and nothing is
  * acknowledged before it is on disk: a reply is released only after a sync
  * that followed the commit of its batch, and any read it made saw only
  * commits that are older still.
  *
- * Threads: workers call batch_join() (library lock held), batch_add() and
- * batch_take(); the committer and the checkpointer are the batcher's own. */
+ * Threads: the executor calls batch_join(), batch_due() and batch_commit()
+ * (library lock held); workers call batch_add() and batch_take(); the syncer
+ * and the checkpointer are the batcher's own. */
 #ifndef TLY_HTTP_BATCH_H
 #define TLY_HTTP_BATCH_H
 
@@ -47,17 +48,23 @@ uint64_t batch_current(struct batcher *b);
 
 /* Queues p (seq and owner set) until its batch is durable, and returns 0;
  * returns 1 without queueing when it is durable already (a reader that came
- * after the last sync). Called with the library lock held, so the committer
+ * after the last sync). Called with the library lock held, so the executor
  * knows every reply of a batch when it commits it. The rest of the worker's
- * record may be filled in after the lock is let go (the committer touches
+ * record may be filled in after the lock is let go (the batcher touches
  * only this header, and only the owner reads the record back). */
 int batch_add(struct batcher *b, struct pending *p);
 
 /* Hands p (durable already: batch_add() said so) to its owner at once. */
 void batch_post(struct batcher *b, struct pending *p);
 
-/* Every request that was ready has run: the open batch may go. */
-void batch_kick(struct batcher *b);
+/* After a pass over every request that was ready (library lock held):
+ * 1 when the open batch should be committed now; else 0, and *wait_us is
+ * how long it may wait for more requests (-1: no batch is open). */
+int batch_due(struct batcher *b, int64_t *wait_us);
+
+/* Commits the open batch (library lock held): its writes reach the log and
+ * the syncer makes them durable; the next batch may start at once. */
+void batch_commit(struct batcher *b);
 
 /* A descriptor that turns readable when replies wait for owner (or when
  * batch_poke() was called); batch_take() clears it. */
@@ -65,11 +72,15 @@ int batch_fd(struct batcher *b, int owner);
 struct pending *batch_take(struct batcher *b, int owner);
 void batch_poke(struct batcher *b, int owner);
 
-/* Requests and commits so far. */
-void batch_counts(struct batcher *b, long *requests, long *commits);
+/* What the batcher did so far. */
+struct batch_stats {
+	long requests, commits, syncs;
+	double sync_avg_ms, sync_max_ms;
+};
+void batch_counts(struct batcher *b, struct batch_stats *st);
 
-/* Commits and syncs what is open and stops the threads; what was queued is
- * then in the mailboxes, for batch_take(). */
+/* Commits and syncs what is open (takes the library lock) and stops the
+ * threads; what was queued is then in the mailboxes, for batch_take(). */
 void batch_stop(struct batcher *b);
 void batch_free(struct batcher *b);
 

@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -714,7 +715,7 @@ static void job_free(struct job *j)
 /* The executor: the one thread that calls the library for requests. The
  * workers only parse and send, so they never wait for the library lock; the
  * executor takes whatever queued up and runs it back to back in the open
- * batch, then tells the committer it may go. */
+ * batch, and between passes commits the batch when it is due. */
 static void execute(struct server *srv, struct job *j)
 {
 	struct reply *rep = j->r.rep;
@@ -743,13 +744,30 @@ static void *executor_main(void *arg)
 	struct server *srv = arg;
 	struct executor *x = &srv->x;
 	struct job *list, *next;
+	int64_t wait_us;
+	int due;
 
-	pthread_mutex_lock(&x->mu);
 	for (;;) {
-		while (!x->head && !x->stop)
-			pthread_cond_wait(&x->wake, &x->mu);
-		if (!x->head && x->stop)
+		/* between passes: commit the batch when it is due */
+		pthread_mutex_lock(&srv->lock);
+		if ((due = batch_due(srv->batch, &wait_us)))
+			batch_commit(srv->batch);
+		pthread_mutex_unlock(&srv->lock);
+		pthread_mutex_lock(&x->mu);
+		if (!x->head && x->stop) {
+			pthread_mutex_unlock(&x->mu);
 			break;
+		}
+		if (!x->head && (due || wait_us < 0)) {
+			pthread_cond_wait(&x->wake, &x->mu);
+		} else if (!x->head) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)wait_us * 1000;
+			ts.tv_sec += ts.tv_nsec / 1000000000;
+			ts.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&x->wake, &x->mu, &ts);
+		}
 		list = x->head;
 		x->head = NULL;
 		x->tail = &x->head;
@@ -758,10 +776,7 @@ static void *executor_main(void *arg)
 			next = list->next;
 			execute(srv, list);
 		}
-		batch_kick(srv->batch);
-		pthread_mutex_lock(&x->mu);
 	}
-	pthread_mutex_unlock(&x->mu);
 	return NULL;
 }
 
@@ -770,7 +785,7 @@ static void submit_job(struct server *srv, struct job *j)
 	struct executor *x = &srv->x;
 
 	pthread_mutex_lock(&x->mu);
-	if (!x->head)
+	if (!x->head) /* the executor sleeps only on an empty queue */
 		pthread_cond_signal(&x->wake);
 	j->next = NULL;
 	*x->tail = j;
@@ -955,7 +970,8 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	pthread_mutexattr_t ma;
 	char host[256];
 	const char *colon = strrchr(o->listen, ':');
-	long port, requests = 0, commits = 0;
+	struct batch_stats bs = { 0 };
+	long port;
 	char *end;
 	int rc = 1, fd;
 
@@ -1069,11 +1085,12 @@ out:
 	}
 	if (srv.batch) {
 		batch_stop(srv.batch); /* commits and syncs what the last requests wrote */
-		batch_counts(srv.batch, &requests, &commits);
+		batch_counts(srv.batch, &bs);
 		drop_unsent(&srv);
 	}
 	if (rc == 0)
-		fprintf(stderr, "tally: stopped (%ld requests in %ld commits)\n", requests, commits);
+		fprintf(stderr, "tally: stopped (%ld requests in %ld commits; %ld syncs, %.2f ms on average, %.1f ms at most)\n",
+			bs.requests, bs.commits, bs.syncs, bs.sync_avg_ms, bs.sync_max_ms);
 	if (srv.refit.started) {
 		pthread_mutex_lock(&srv.refit.lock);
 		atomic_store(&srv.refit.stop, 1);
