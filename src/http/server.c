@@ -586,8 +586,14 @@ static void reply_bytes(struct reply *rep, int status, const char *p, size_t n)
 
 static void reply_json(struct reply *rep, int status, json_t *o)
 {
-	char *s = json_dumps(o, JSON_COMPACT);
+	char buf[4096], *s;
+	size_t n = json_dumpb(o, buf, sizeof(buf), JSON_COMPACT);
 
+	if (n <= sizeof(buf)) { /* most replies: no allocation */
+		reply_bytes(rep, status, buf, n);
+		return;
+	}
+	s = json_dumps(o, JSON_COMPACT);
 	reply_bytes(rep, status, s, strlen(s));
 	free(s);
 }
