@@ -2,7 +2,6 @@
 #include "http/batch.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -33,8 +32,8 @@ struct batcher {
 	pthread_mutex_t *lock;        /* the library lock */
 	int open;                     /* under *lock: a batch is open... */
 	uint64_t seq;                 /* ...with this number (the last one, when none is) */
-	_Atomic int64_t opened_us;    /* ...since then */
-	atomic_int joined;            /* ...holding this many requests */
+	int64_t opened_us;            /* ...since then */
+	int joined;                   /* ...holding this many requests */
 
 	pthread_mutex_t qmu;          /* the replies that wait for the disk */
 	pthread_cond_t swake;         /* the syncer's */
@@ -72,7 +71,7 @@ uint64_t batch_join(struct batcher *b)
 	struct tly_err err;
 
 	if (b->open) {
-		atomic_fetch_add(&b->joined, 1);
+		b->joined++;
 		return b->seq;
 	}
 	tly_err_clear(&err);
@@ -81,8 +80,8 @@ uint64_t batch_join(struct batcher *b)
 		return 0;
 	}
 	b->open = 1;
-	atomic_store(&b->opened_us, now_us());
-	atomic_store(&b->joined, 1);
+	b->opened_us = now_us();
+	b->joined = 1;
 	return ++b->seq;
 }
 
@@ -342,11 +341,11 @@ int batch_due(struct batcher *b, int64_t *wait_us)
 	*wait_us = -1;
 	if (!b->open)
 		return 0;
-	age = now_us() - atomic_load(&b->opened_us);
+	age = now_us() - b->opened_us;
 	pthread_mutex_lock(&b->qmu);
 	idle = b->synced >= b->committed;
 	pthread_mutex_unlock(&b->qmu);
-	if (idle || age >= BATCH_MIN_US || atomic_load(&b->joined) >= BATCH_FULL)
+	if (idle || age >= BATCH_MIN_US || b->joined >= BATCH_FULL)
 		return 1;
 	*wait_us = BATCH_MIN_US - age;
 	return 0;
