@@ -1,5 +1,6 @@
 # tally — build. `make` builds build/tally; `make MODE=asan` builds the
-# ASan+UBSan flavour under build/asan/. Sources are picked up by directory:
+# ASan+UBSan flavour under build/asan/; `make MODE=tsan build/tsan/tally` the
+# ThreadSanitizer server. Sources are picked up by directory:
 #   src/lib/**     the library (domain, store, quality): knows nothing of HTTP
 #   src/http/*.c   the HTTP front end      src/cli/*.c  the CLI front end
 #   tests/unit/test_*.c  one cmocka binary each, linked against the library
@@ -13,6 +14,11 @@ ifeq ($(MODE),asan)
   OUT = build/asan
   OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDOPT = -fsanitize=address,undefined
+else ifeq ($(MODE),tsan)
+  # the server's threads (workers, executor, syncer, checkpointer, refit)
+  OUT = build/tsan
+  OPT = -O1 -g -fsanitize=thread
+  LDOPT = -fsanitize=thread
 else
   OUT = build
   OPT = -O2 -g

@@ -816,6 +816,10 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 
 	tly_err_clear(&err);
 	tly_err_clear(&j->body_err);
+	/* draining: answer, then close, so a busy keep-alive client cannot keep
+	 * the drain going until its deadline */
+	if (w->draining)
+		evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
 	j->r.t = srv->t;
 	j->r.ev = ev;
 	j->r.srv = srv;
