@@ -22,6 +22,8 @@
 #include <signal.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -124,8 +126,10 @@ struct server {
  * when *out stays NULL and the route allows it) or an error. */
 typedef enum tly_code (*handler_fn)(struct req *r, json_t **out, struct tly_err *err);
 
-/* SELF: the handler fills the reply itself (stored bytes, a stream) */
-enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8 };
+/* SELF: the handler fills the reply itself (stored bytes, a stream).
+ * READ: the handler writes nothing: it joins no batch, and its reply waits
+ * only for the commits it could see (none, when all of them are synced). */
+enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8, READ = 16 };
 
 struct route {
 	enum evhttp_cmd_type method;
@@ -479,18 +483,18 @@ static enum tly_code h_refit(struct req *r, json_t **out, struct tly_err *err)
 /* ---- the route table --------------------------------------------------------- */
 
 static const struct route routes[] = {
-	{ EVHTTP_REQ_GET, "/api/v1/openapi.json", h_openapi, 200, PUBLIC | SELF },
-	{ EVHTTP_REQ_GET, "/api/v1/me", h_me, 200, 0 },
-	{ EVHTTP_REQ_GET, "/api/v1/projects", h_project_list, 200, 0 },
+	{ EVHTTP_REQ_GET, "/api/v1/openapi.json", h_openapi, 200, PUBLIC | SELF | READ },
+	{ EVHTTP_REQ_GET, "/api/v1/me", h_me, 200, READ },
+	{ EVHTTP_REQ_GET, "/api/v1/projects", h_project_list, 200, READ },
 	{ EVHTTP_REQ_POST, "/api/v1/projects", h_project_create, 201, BODY },
-	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}", h_project_get, 200, 0 },
+	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}", h_project_get, 200, READ },
 	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/tasks", h_tasks_add, 201, BODY },
-	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/tasks", h_task_list, 200, 0 },
+	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/tasks", h_task_list, 200, READ },
 	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK },
-	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/export", h_export, 200, SELF },
-	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/quality", h_quality, 200, 0 },
+	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/export", h_export, 200, SELF | READ },
+	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/quality", h_quality, 200, READ },
 	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/quality/refit", h_refit, 202, 0 },
-	{ EVHTTP_REQ_GET, "/api/v1/tasks/{id}", h_task_get, 200, 0 },
+	{ EVHTTP_REQ_GET, "/api/v1/tasks/{id}", h_task_get, 200, READ },
 	{ EVHTTP_REQ_POST, "/api/v1/tasks/{id}/cancel", h_task_cancel, 200, 0 },
 	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/submit", h_submit, 201, BODY },
 	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/release", h_release, 200, 0 },
@@ -731,7 +735,11 @@ static void execute(struct server *srv, struct job *j)
 
 	tly_err_clear(&err);
 	pthread_mutex_lock(&srv->lock);
-	if (!(rep->hdr.seq = batch_join(srv->batch))) {
+	if (j->rt->flags & READ) {
+		rep->hdr.seq = batch_current(srv->batch);
+		rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
+		compose(j, rc, out, &err);
+	} else if (!(rep->hdr.seq = batch_join(srv->batch))) {
 		rc = tly_err_set(&err, TLY_EINTERNAL, "", "the database could not open a transaction");
 		compose(j, rc, NULL, &err);
 	} else {
@@ -1041,6 +1049,13 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	fd = evhttp_bound_socket_get_fd(srv.w[0].sock);
 	if (listen(fd, LISTEN_BACKLOG) != 0)
 		fprintf(stderr, "tally: listen backlog stays at 128: %s\n", strerror(errno));
+	/* no Nagle: the tail of a reply larger than a segment would wait for the
+	 * client's delayed ACK (40 ms); accepted sockets inherit it on Linux */
+	{
+		int one = 1;
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+			fprintf(stderr, "tally: TCP_NODELAY: %s\n", strerror(errno));
+	}
 	/* the other loops accept from the same socket (each its own descriptor) */
 	for (int i = 1; i < srv.nworkers; i++) {
 		int d = dup(fd);
