@@ -212,7 +212,6 @@ struct sqlite_store {
 	int ckpt_every;          /* ask for one each time it grew by this many frames */
 };
 
-
 #define DB(s) (((struct sqlite_store *)(s))->db)
 
 static enum tly_code db_fail(struct store *s, struct tly_err *err, const char *what)
@@ -1227,14 +1226,7 @@ static enum tly_code sq_response_list(struct store *s, int64_t task, store_respo
 
 	sqlite3_bind_int64(st, 1, task);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		r.id = sqlite3_column_int64(st, 0);
-		r.task_id = sqlite3_column_int64(st, 1);
-		r.assignment_id = sqlite3_column_int64(st, 2);
-		r.user_id = sqlite3_column_int64(st, 3);
-		r.answers = (char *)sqlite3_column_text(st, 4);
-		r.duration_ms = sqlite3_column_int64(st, 5);
-		r.created_at = sqlite3_column_int64(st, 6);
-		r.correct = sqlite3_column_int(st, 7);
+		response_row(st, &r);
 		if (cb(arg, &r))
 			break;
 	}
