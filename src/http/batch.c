@@ -136,16 +136,22 @@ struct pending *batch_take(struct batcher *b, int owner)
 	return list;
 }
 
+/* Appends the list head .. *tail (linked, last next NULL) to owner's box. */
+static void mail(struct batcher *b, int owner, struct pending *head, struct pending **tail)
+{
+	struct mailbox *m = &b->box[owner];
+
+	pthread_mutex_lock(&m->mu);
+	*m->tail = head;
+	m->tail = tail;
+	pthread_mutex_unlock(&m->mu);
+	batch_poke(b, owner);
+}
+
 void batch_post(struct batcher *b, struct pending *p)
 {
-	struct mailbox *m = &b->box[p->owner];
-
 	p->next = NULL;
-	pthread_mutex_lock(&m->mu);
-	*m->tail = p;
-	m->tail = &p->next;
-	pthread_mutex_unlock(&m->mu);
-	batch_poke(b, p->owner);
+	mail(b, p->owner, p, &p->next);
 }
 
 void batch_counts(struct batcher *b, struct batch_stats *st)
@@ -159,7 +165,7 @@ void batch_counts(struct batcher *b, struct batch_stats *st)
 	pthread_mutex_unlock(&b->qmu);
 }
 
-/* Hands every reply of a batch up to `synced` to its owner, in order. */
+/* Is seq one of the batches whose commit failed lately? (qmu held) */
 static int failed_seq(const struct batcher *b, uint64_t seq)
 {
 	for (int i = 0; i < b->nfailed && i < FAILED_RING; i++)
@@ -172,7 +178,7 @@ static int failed_seq(const struct batcher *b, uint64_t seq)
 static void release(struct batcher *b, uint64_t synced)
 {
 	struct pending *p, **pp, *out[BATCH_MAX_OWNERS] = { 0 }, **otail[BATCH_MAX_OWNERS];
-	int n = b->owners < BATCH_MAX_OWNERS ? b->owners : BATCH_MAX_OWNERS;
+	int n = b->owners;
 
 	for (int i = 0; i < n; i++)
 		otail[i] = &out[i];
@@ -192,16 +198,9 @@ static void release(struct batcher *b, uint64_t synced)
 	}
 	b->tail = pp;
 	pthread_mutex_unlock(&b->qmu);
-	for (int i = 0; i < n; i++) {
-		struct mailbox *m = &b->box[i];
-		if (!out[i])
-			continue;
-		pthread_mutex_lock(&m->mu);
-		*m->tail = out[i];
-		m->tail = otail[i];
-		pthread_mutex_unlock(&m->mu);
-		batch_poke(b, i);
-	}
+	for (int i = 0; i < n; i++)
+		if (out[i])
+			mail(b, i, out[i], otail[i]);
 }
 
 /* The log starts over (instead of growing) only when a write transaction
@@ -372,8 +371,14 @@ static void *checkpointer_main(void *arg)
 
 struct batcher *batch_new(struct tly *t, pthread_mutex_t *lock, int owners)
 {
-	struct batcher *b = tly_xcalloc(1, sizeof(*b) + (size_t)owners * sizeof(struct mailbox));
+	struct batcher *b;
 	struct tly_err err;
+
+	if (owners < 1 || owners > BATCH_MAX_OWNERS) {
+		fprintf(stderr, "tally: %d event loops: from 1 to %d\n", owners, BATCH_MAX_OWNERS);
+		return NULL;
+	}
+	b = tly_xcalloc(1, sizeof(*b) + (size_t)owners * sizeof(struct mailbox));
 
 	b->s = tly_store(t);
 	b->lock = lock;
@@ -402,8 +407,7 @@ struct batcher *batch_new(struct tly *t, pthread_mutex_t *lock, int owners)
 	b->ckpt_started = pthread_create(&b->checkpointer, NULL, checkpointer_main, b) == 0;
 	if (!b->syncer_started || !b->ckpt_started) {
 		fprintf(stderr, "tally: cannot start the commit threads\n");
-		batch_stop(b);
-		goto fail;
+		goto fail; /* batch_free() stops what did start */
 	}
 	return b;
 fail:
