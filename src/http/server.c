@@ -575,7 +575,6 @@ static const char *reason(int status)
 	}
 }
 
-
 static void reply_bytes(struct reply *rep, int status, const char *p, size_t n)
 {
 	if (!rep->body)
@@ -654,7 +653,7 @@ static enum tly_code read_body(struct req *r, struct tly_err *err)
 	return TLY_OK;
 }
 
-/* Runs the route in the open batch, under the library lock. */
+/* Runs the route (in the open batch unless it is READ), library lock held. */
 static enum tly_code run(struct req *r, const struct route *rt, enum tly_code body_rc,
 			 const struct tly_err *body_err, json_t **out, struct tly_err *err)
 {
@@ -735,17 +734,12 @@ static void execute(struct server *srv, struct job *j)
 
 	tly_err_clear(&err);
 	pthread_mutex_lock(&srv->lock);
-	if (j->rt->flags & READ) {
-		rep->hdr.seq = batch_current(srv->batch);
-		rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
-		compose(j, rc, out, &err);
-	} else if (!(rep->hdr.seq = batch_join(srv->batch))) {
+	rep->hdr.seq = j->rt->flags & READ ? batch_current(srv->batch) : batch_join(srv->batch);
+	if (!(j->rt->flags & READ) && !rep->hdr.seq)
 		rc = tly_err_set(&err, TLY_EINTERNAL, "", "the database could not open a transaction");
-		compose(j, rc, NULL, &err);
-	} else {
+	else
 		rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
-		compose(j, rc, out, &err);
-	}
+	compose(j, rc, out, &err);
 	if (batch_add(srv->batch, &rep->hdr)) /* nothing to wait for */
 		batch_post(srv->batch, &rep->hdr);
 	pthread_mutex_unlock(&srv->lock);
@@ -1078,17 +1072,24 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 		goto out;
 	}
 	for (int i = 1; i < srv.nworkers; i++)
-		srv.w[i].started = pthread_create(&srv.w[i].thread, NULL, worker_main, &srv.w[i]) == 0;
+		if (!(srv.w[i].started = pthread_create(&srv.w[i].thread, NULL, worker_main,
+							 &srv.w[i]) == 0)) {
+			fprintf(stderr, "tally: cannot start event loop %d\n", i);
+			goto out;
+		}
 	fprintf(stderr, "tally: listening on http://%s (%d thread%s)\n", o->listen, srv.nworkers,
 		srv.nworkers == 1 ? "" : "s");
 	event_base_dispatch(srv.w[0].base);
 	rc = 0;
 out:
-	if (rc) { /* a start that failed half-way: stop what did start */
+	if (rc) { /* a start that failed half-way: the loops that run drain at
+		   * once (a loopbreak before a loop starts would be lost; the
+		   * eventfd poke waits for it) */
+		atomic_store(&srv.drain_deadline, 0);
 		atomic_store(&srv.draining, 1);
 		for (int i = 1; i < srv.nworkers; i++)
 			if (srv.w[i].started)
-				event_base_loopbreak(srv.w[i].base);
+				batch_poke(srv.batch, i);
 	}
 	for (int i = 1; i < srv.nworkers; i++)
 		if (srv.w[i].started)
