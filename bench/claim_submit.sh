@@ -46,12 +46,9 @@ rm -f "$TMP"/commits.db*
 declare -A RES CPU HRES COMMITS
 for c in $CONCS; do
 	# a fresh server per run, so its own counters (if it logs any) are per run
-	PORT=$(free_port)
+	# shellcheck disable=SC2086 # SERVE_ARGS: extra serve options, split on purpose
+	serve_start "$TMP/serve.$c.log" ${SERVE_ARGS:-}
 	say "claim+submit: $c annotators, $SECS s (tally serve on 127.0.0.1:$PORT)"
-	bg_start "$TMP/serve.$c.log" "$TALLY" serve --listen "127.0.0.1:$PORT" ${SERVE_ARGS:-}
-	SERVE=$BG_PID
-	wait_http "$SERVE" "$PORT" /api/v1/openapi.json ||
-		{ cat "$TMP/serve.$c.log" >&2; die "tally serve did not start"; }
 	head -n "$c" "$TMP/keys" >"$TMP/keys.$c"
 	t0=$(cpu_ticks "$SERVE")
 	timeout $((SECS + 60)) "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" --claim "$PRJ" --keys "$TMP/keys.$c" \

@@ -61,11 +61,8 @@ say "setup done in $(($(date +%s) - T0)) s"
 # RATE requests/s per connection (paced, latency from when each was due)
 run_tally() { # TAG RATE
 	local tag=$1 rate=$2 rc=0 t0 t1
-	PORT=$(free_port)
+	serve_start "$TMP/serve.$tag.log"
 	say "claim+submit: $CONNS connections, $SECS s, rate ${rate}/s per connection (0 = flat out) (tally serve on 127.0.0.1:$PORT)"
-	bg_start "$TMP/serve.$tag.log" "$TALLY" serve --listen "127.0.0.1:$PORT"
-	SERVE=$BG_PID
-	wait_http "$SERVE" "$PORT" /api/v1/openapi.json || { cat "$TMP/serve.$tag.log" >&2; die "tally serve did not start"; }
 	NOFILE=$(awk '/^Max open files/ { print $4 }' "/proc/$SERVE/limits")
 	t0=$(cpu_ticks "$SERVE")
 	timeout $((SECS + 90)) "$LOADGEN" -p "$PORT" -c "$CONNS" -d "$SECS" --rate "$rate" --claim "$PRJ" --keys "$TMP/keys" \

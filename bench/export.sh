@@ -93,11 +93,8 @@ rm -f "$TMP/export.jsonl"
 CLI_S=$(stat_of "$TMP/cli.stat" wall_s)
 CLI_RSS=$(stat_of "$TMP/cli.stat" maxrss_kb)
 
-PORT=$(free_port)
+serve_start "$TMP/serve.log"
 say "tally serve on 127.0.0.1:$PORT; HTTP export with curl to /dev/null"
-bg_start "$TMP/serve.log" "$TALLY" serve --listen "127.0.0.1:$PORT"
-SERVE=$BG_PID
-wait_http "$SERVE" "$PORT" /api/v1/openapi.json || { cat "$TMP/serve.log" >&2; die "tally serve did not start"; }
 RSS0=$(awk '/^VmHWM/ { print $2 }' "/proc/$SERVE/status")
 rc=0
 curl -sS -o /dev/null --max-time "$LIMIT" -H "Authorization: Bearer $KEY" \

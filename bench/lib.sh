@@ -105,6 +105,17 @@ wait_http() {
 	return 1
 }
 
+# serve_start LOG [ARGS…] — `tally serve` on a free loopback port with ARGS;
+# sets PORT and SERVE once it answers, dies with its log if it does not
+serve_start() {
+	local log=$1
+	shift
+	PORT=$(free_port)
+	bg_start "$log" "$TALLY" serve --listen "127.0.0.1:$PORT" "$@"
+	SERVE=$BG_PID
+	wait_http "$SERVE" "$PORT" /api/v1/openapi.json || { cat "$log" >&2; die "tally serve did not start"; }
+}
+
 # cpu_ticks PID — user+system clock ticks the process used so far
 cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
