@@ -61,6 +61,19 @@ enum tly_code tly_buf_adds(struct tly_buf *b, const char *s)
 	return tly_buf_add(b, s, strlen(s));
 }
 
+enum tly_code tly_buf_addi(struct tly_buf *b, int64_t v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	return tly_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
 enum tly_code tly_buf_addf(struct tly_buf *b, const char *fmt, ...)
 {
 	va_list ap;

@@ -9,11 +9,19 @@
 
 #include "util.h"
 
+/* The same annotators answer task after task: their encoded ids are kept
+ * (four SipHash rounds each otherwise), direct-mapped by row id. */
+#define USER_IDS 256
+
 struct tly_export {
 	struct tly *t;
 	int64_t project_id, after;
 	int status;
 	int done;
+	struct {
+		int64_t id;
+		char s[TLY_ID_MAX];
+	} users[USER_IDS];
 };
 
 enum tly_code tly_export_open(struct tly *t, const struct tly_actor *a, const char *project,
@@ -55,8 +63,20 @@ struct line_ctx {
 static enum tly_code add_id(struct tly_buf *b, struct tly *t, enum tly_kind k, int64_t n)
 {
 	char id[TLY_ID_MAX];
-	return tly_buf_adds(b, "\"") || tly_buf_adds(b, tly_id_encode(&t->ids, k, n, id)) ||
-	       tly_buf_adds(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
+	return tly_buf_addl(b, "\"") || tly_buf_adds(b, tly_id_encode(&t->ids, k, n, id)) ||
+	       tly_buf_addl(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
+}
+
+static enum tly_code add_user(struct tly_buf *b, struct tly_export *x, int64_t n)
+{
+	unsigned slot = (unsigned)((uint64_t)n % USER_IDS);
+
+	if (x->users[slot].id != n) {
+		tly_id_encode(&x->t->ids, TLY_USER, n, x->users[slot].s);
+		x->users[slot].id = n;
+	}
+	return tly_buf_addl(b, "\"") || tly_buf_adds(b, x->users[slot].s) ||
+	       tly_buf_addl(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
 }
 
 /* drops the partial line; a batch that has lines ends early instead */
@@ -80,18 +100,18 @@ static int response_line(void *arg, const struct store_response *r)
 	char ts[32];
 
 	if (!r) {
-		if (tly_buf_adds(b, "]}\n"))
+		if (tly_buf_addl(b, "]}\n"))
 			return line_full(c);
 		c->x->after = c->task_id;
 		c->n++;
 		return 0;
 	}
-	if ((!c->first && tly_buf_adds(b, ",")) || tly_buf_adds(b, "{\"id\":") ||
-	    add_id(b, c->x->t, TLY_RESPONSE, r->id) || tly_buf_adds(b, ",\"user_id\":") ||
-	    add_id(b, c->x->t, TLY_USER, r->user_id) || tly_buf_adds(b, ",\"answers\":") ||
-	    tly_buf_adds(b, r->answers) ||
-	    tly_buf_addf(b, ",\"duration_ms\":%lld,\"created_at\":\"%s\"}",
-			 (long long)r->duration_ms, tly_time_fmt(r->created_at, ts)))
+	if ((!c->first && tly_buf_addl(b, ",")) || tly_buf_addl(b, "{\"id\":") ||
+	    add_id(b, c->x->t, TLY_RESPONSE, r->id) || tly_buf_addl(b, ",\"user_id\":") ||
+	    add_user(b, c->x, r->user_id) || tly_buf_addl(b, ",\"answers\":") ||
+	    tly_buf_adds(b, r->answers) || tly_buf_addl(b, ",\"duration_ms\":") ||
+	    tly_buf_addi(b, r->duration_ms) || tly_buf_addl(b, ",\"created_at\":\"") ||
+	    tly_buf_adds(b, tly_time_fmt(r->created_at, ts)) || tly_buf_addl(b, "\"}"))
 		return line_full(c);
 	c->first = 0;
 	return 0;
@@ -106,14 +126,15 @@ static int task_line(void *arg, const struct store_task *row)
 	c->start = b->len;
 	c->task_id = row->id;
 	c->first = 1;
-	if (tly_buf_adds(b, "{\"id\":") || add_id(b, t, TLY_TASK, row->id) ||
-	    tly_buf_adds(b, ",\"unique_id\":") ||
-	    (row->unique_id ? tly_buf_add_jstr(b, row->unique_id) : tly_buf_adds(b, "null")) ||
-	    tly_buf_adds(b, ",\"data\":") || tly_buf_adds(b, row->data) ||
-	    tly_buf_adds(b, ",\"metadata\":") || tly_buf_adds(b, row->metadata ? row->metadata : "{}") ||
-	    tly_buf_adds(b, ",\"consensus\":") || tly_buf_adds(b, row->consensus ? row->consensus : "null") ||
-	    (row->is_gold && (tly_buf_adds(b, ",\"gold\":") || tly_buf_adds(b, row->gold))) ||
-	    tly_buf_addf(b, ",\"status\":\"%s\",\"responses\":[", tly_task_status_name(row->status)))
+	if (tly_buf_addl(b, "{\"id\":") || add_id(b, t, TLY_TASK, row->id) ||
+	    tly_buf_addl(b, ",\"unique_id\":") ||
+	    (row->unique_id ? tly_buf_add_jstr(b, row->unique_id) : tly_buf_addl(b, "null")) ||
+	    tly_buf_addl(b, ",\"data\":") || tly_buf_adds(b, row->data) ||
+	    tly_buf_addl(b, ",\"metadata\":") || tly_buf_adds(b, row->metadata ? row->metadata : "{}") ||
+	    tly_buf_addl(b, ",\"consensus\":") || tly_buf_adds(b, row->consensus ? row->consensus : "null") ||
+	    (row->is_gold && (tly_buf_addl(b, ",\"gold\":") || tly_buf_adds(b, row->gold))) ||
+	    tly_buf_addl(b, ",\"status\":\"") || tly_buf_adds(b, tly_task_status_name(row->status)) ||
+	    tly_buf_addl(b, "\",\"responses\":["))
 		return line_full(c);
 	return 0;
 }
@@ -135,6 +156,11 @@ enum tly_code tly_export_next(struct tly_export *x, struct tly_buf *buf, int max
 		x->done = 1;
 	*done = x->done;
 	return rc;
+}
+
+void tly_export_use(struct tly_export *x, struct tly *t)
+{
+	x->t = t;
 }
 
 void tly_export_free(struct tly_export *x)

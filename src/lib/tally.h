@@ -105,6 +105,9 @@ enum tly_code tly_export_open(struct tly *t, const struct tly_actor *a, const ch
 /* Appends up to max_tasks JSONL lines to buf; *done set when nothing is left. */
 enum tly_code tly_export_next(struct tly_export *x, struct tly_buf *buf, int max_tasks,
 			      int *done, struct tly_err *err);
+/* Reads the rest through t, another handle on the same database (a reader
+ * thread's own connection); the checks were made when x was opened. */
+void tly_export_use(struct tly_export *x, struct tly *t);
 void tly_export_free(struct tly_export *x);
 
 #endif
