@@ -109,9 +109,21 @@ struct executor {
 	int stop, started;
 };
 
+/* The exporter: reads export chunks on its own connection (see below). */
+struct stream;
+struct exporter {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	struct stream *head, **tail;
+	struct tly *t;
+	int stop, started;
+};
+
 struct server {
 	struct tly *t;
 	struct executor x;
+	struct exporter exp;
 	pthread_mutex_t lock;       /* the library (t and its store): one caller at a time */
 	struct batcher *batch;
 	struct refitter refit;
@@ -246,7 +258,7 @@ static enum tly_code h_heartbeat(struct req *r, json_t **out, struct tly_err *er
 
 static const char *reason(int status);
 static void stream_start(struct stream *st);
-static void stream_sent(struct stream *st, int failed);
+static void stream_ready(struct stream *st, int failed);
 static void stream_free(struct stream *st);
 
 static void send_now(struct evhttp_request *ev, int status, struct evbuffer *body)
@@ -270,7 +282,7 @@ static void fill_failed(struct reply *rep)
 static void deliver(struct worker *w, struct reply *rep)
 {
 	if (rep->kind == R_CHUNK) { /* lives inside its stream */
-		stream_sent(rep->stream, rep->hdr.failed);
+		stream_ready(rep->stream, rep->hdr.failed);
 		return;
 	}
 	if (rep->kind == R_STREAM && rep->hdr.failed) {
@@ -292,15 +304,26 @@ static void deliver(struct worker *w, struct reply *rep)
 
 /* ---- streamed export ------------------------------------------------------- */
 
+/* An export is read by the exporter thread on its own connection, one chunk
+ * ahead of the socket: while the worker sends chunk n, the exporter reads
+ * chunk n+1. The read holds no library lock, so claims and submits go on
+ * meanwhile. A chunk may show commits of a batch that is not on disk yet, so
+ * it reaches the worker (as a pending reply) only once that batch is.
+ *
+ * Who touches what: the exporter owns buf, done and read_failed while
+ * reading is set; the worker owns everything else, and buf again once the
+ * chunk is handed back through its mailbox. */
 struct stream {
 	struct worker *w;
 	struct evhttp_request *ev;
 	struct evhttp_connection *conn;
 	struct tly_export *x;
-	struct tly_buf buf;
-	struct evbuffer *out;
-	struct reply chunk;         /* the next chunk, while it waits for its batch */
-	int done, queued, closed, started;
+	struct tly_buf buf;         /* the chunk read ahead */
+	struct evbuffer *out;       /* what goes into the connection next */
+	struct reply chunk;         /* hands buf back once its batch is durable */
+	struct stream *next;        /* in the exporter's queue */
+	int done, read_failed;      /* set by the exporter */
+	int reading, ready, sending, closed, started;
 };
 
 static void stream_free(struct stream *st)
@@ -315,62 +338,125 @@ static void stream_free(struct stream *st)
 	free(st);
 }
 
+/* The export cannot go on (a read failed, a batch it may have seen failed,
+ * the server stops): the connection is closed without the chunked
+ * terminator, so the client sees a cut transfer rather than a short export. */
+static void stream_abort(struct stream *st)
+{
+	struct evhttp_connection *conn = st->conn;
+
+	stream_free(st); /* unhooks the close callback */
+	if (conn)
+		evhttp_connection_free(conn);
+}
+
 static void stream_closed(struct evhttp_connection *conn, void *arg)
 {
 	struct stream *st = arg;
 
 	(void)conn;
 	st->conn = NULL;
-	st->closed = 1;  /* the peer went away: the request is gone with it */
-	if (!st->queued) /* else the chunk's delivery frees it */
+	st->closed = 1;   /* the peer went away: the request is gone with it */
+	if (!st->reading) /* else the chunk's delivery frees it */
 		stream_free(st);
 }
 
-/* Reads the next chunk. It may show writes of a batch that is not on disk
- * yet, so it is sent only once that batch is. */
-static void stream_more(struct evhttp_connection *conn, void *arg)
+static void stream_read(struct stream *st)
 {
-	struct stream *st = arg;
-	struct server *srv = st->w->srv;
-	struct tly_err err;
-	int durable;
+	struct exporter *e = &st->w->srv->exp;
 
-	(void)conn;
-	tly_err_clear(&err);
-	tly_buf_reset(&st->buf);
-	pthread_mutex_lock(&srv->lock);
-	st->chunk.hdr.seq = batch_current(srv->batch);
-	if (tly_export_next(st->x, &st->buf, EXPORT_BATCH, &st->done, &err) != TLY_OK) {
-		/* headers are gone already: all we can do is cut the stream short */
-		fprintf(stderr, "tally: export failed: %s\n", err.message);
-		st->done = 1;
-	}
-	durable = batch_add(srv->batch, &st->chunk.hdr);
-	pthread_mutex_unlock(&srv->lock);
-	st->queued = !durable;
-	if (durable)
-		stream_sent(st, 0);
+	st->reading = 1;
+	st->next = NULL;
+	pthread_mutex_lock(&e->mu);
+	*e->tail = st;
+	e->tail = &st->next;
+	pthread_cond_signal(&e->wake);
+	pthread_mutex_unlock(&e->mu);
 }
 
-static void stream_sent(struct stream *st, int failed)
+static void stream_push(struct stream *st);
+
+static void stream_flushed(struct evhttp_connection *conn, void *arg)
 {
-	st->queued = 0;
-	if (st->closed || failed) {
-		if (failed && !st->closed)
-			evhttp_send_reply_end(st->ev);
+	struct stream *st = arg;
+
+	(void)conn;
+	st->sending = 0;
+	stream_push(st);
+}
+
+/* Sends the chunk read ahead once the one before it has left, and asks for
+ * the next: at most two chunks per export are in memory. */
+static void stream_push(struct stream *st)
+{
+	if (st->sending || !st->ready)
+		return;
+	st->ready = 0;
+	if (st->buf.len)
+		evbuffer_add(st->out, st->buf.p, st->buf.len);
+	if (st->done) {
+		if (evbuffer_get_length(st->out))
+			evhttp_send_reply_chunk(st->ev, st->out);
+		evhttp_send_reply_end(st->ev);
 		stream_free(st);
 		return;
 	}
-	if (st->buf.len) {
-		evbuffer_add(st->out, st->buf.p, st->buf.len);
-		if (!st->done) {
-			evhttp_send_reply_chunk_with_cb(st->ev, st->out, stream_more, st);
-			return;
-		}
-		evhttp_send_reply_chunk(st->ev, st->out);
+	if (evbuffer_get_length(st->out)) { /* an empty chunk would end the body */
+		st->sending = 1;
+		evhttp_send_reply_chunk_with_cb(st->ev, st->out, stream_flushed, st);
 	}
-	evhttp_send_reply_end(st->ev);
-	stream_free(st);
+	stream_read(st);
+}
+
+/* A chunk read by the exporter is durable (or its batch failed). */
+static void stream_ready(struct stream *st, int failed)
+{
+	st->reading = 0;
+	if (st->closed)
+		stream_free(st);
+	else if (failed || st->read_failed)
+		stream_abort(st);
+	else {
+		st->ready = 1;
+		stream_push(st);
+	}
+}
+
+static void *export_main(void *arg)
+{
+	struct server *srv = arg;
+	struct exporter *e = &srv->exp;
+
+	for (;;) {
+		struct stream *st;
+		struct tly_err err;
+		int durable;
+
+		pthread_mutex_lock(&e->mu);
+		while (!e->head && !e->stop)
+			pthread_cond_wait(&e->wake, &e->mu);
+		if ((st = e->head) && !(e->head = st->next))
+			e->tail = &e->head;
+		pthread_mutex_unlock(&e->mu);
+		if (!st)
+			break; /* stopped, and nothing is left to hand back */
+		tly_err_clear(&err);
+		tly_buf_reset(&st->buf);
+		if (e->stop) /* the server stops: cut the export short */
+			st->read_failed = st->done = 1;
+		else if (tly_export_next(st->x, &st->buf, EXPORT_BATCH, &st->done, &err) != TLY_OK) {
+			fprintf(stderr, "tally: export failed: %s\n", err.message);
+			st->read_failed = st->done = 1;
+		}
+		/* every commit the read saw came before this: the open batch at most */
+		pthread_mutex_lock(&srv->lock);
+		st->chunk.hdr.seq = batch_current(srv->batch);
+		durable = batch_add(srv->batch, &st->chunk.hdr);
+		pthread_mutex_unlock(&srv->lock);
+		if (durable)
+			batch_post(srv->batch, &st->chunk.hdr);
+	}
+	return NULL;
 }
 
 static enum tly_code h_export(struct req *r, json_t **out, struct tly_err *err)
@@ -384,6 +470,7 @@ static enum tly_code h_export(struct req *r, json_t **out, struct tly_err *err)
 			     &x, err);
 	if (rc != TLY_OK)
 		return rc;
+	tly_export_use(x, r->srv->exp.t);
 	st = tly_xcalloc(1, sizeof(*st));
 	st->w = r->w;
 	st->ev = r->ev;
@@ -408,7 +495,7 @@ static void stream_start(struct stream *st)
 	if (st->conn)
 		evhttp_connection_set_closecb(st->conn, stream_closed, st);
 	evhttp_send_reply_start(st->ev, 200, "OK");
-	stream_more(NULL, st);
+	stream_read(st);
 }
 
 /* ---- quality ------------------------------------------------------------------- */
@@ -962,7 +1049,7 @@ static void drop_unsent(struct server *srv)
 			struct reply *rep = (struct reply *)p;
 			next = p->next;
 			if (rep->kind == R_CHUNK) {
-				rep->stream->queued = 0;
+				rep->stream->reading = 0;
 				if (rep->stream->closed)
 					stream_free(rep->stream);
 				continue; /* else evhttp_free() closes it */
@@ -1027,6 +1114,21 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	pthread_mutex_init(&srv.refit.lock, NULL);
 	pthread_cond_init(&srv.refit.wake, NULL);
 	srv.refit.started = pthread_create(&srv.refit.thread, NULL, refit_main, &srv.refit) == 0;
+	{
+		struct tly_err err;
+		tly_err_clear(&err);
+		if (tly_open(tly_path(t), 0, &srv.exp.t, &err) != TLY_OK) {
+			fprintf(stderr, "tally: exporter: %s\n", err.message);
+			goto out;
+		}
+	}
+	pthread_mutex_init(&srv.exp.mu, NULL);
+	pthread_cond_init(&srv.exp.wake, NULL);
+	srv.exp.tail = &srv.exp.head;
+	if (!(srv.exp.started = pthread_create(&srv.exp.thread, NULL, export_main, &srv) == 0)) {
+		fprintf(stderr, "tally: cannot start the exporter thread\n");
+		goto out;
+	}
 	for (int i = 0; i < srv.nworkers; i++)
 		if (worker_init(&srv, &srv.w[i], i, o) != 0) {
 			fprintf(stderr, "tally: cannot set up event loop %d\n", i);
@@ -1109,6 +1211,16 @@ out:
 		pthread_mutex_destroy(&srv.x.mu);
 		pthread_cond_destroy(&srv.x.wake);
 	}
+	if (srv.exp.started) { /* hands back every export it holds, cut short */
+		pthread_mutex_lock(&srv.exp.mu);
+		srv.exp.stop = 1;
+		pthread_cond_signal(&srv.exp.wake);
+		pthread_mutex_unlock(&srv.exp.mu);
+		pthread_join(srv.exp.thread, NULL);
+		pthread_mutex_destroy(&srv.exp.mu);
+		pthread_cond_destroy(&srv.exp.wake);
+	}
+	tly_close(srv.exp.t);
 	if (srv.batch) {
 		batch_stop(srv.batch); /* commits and syncs what the last requests wrote */
 		batch_counts(srv.batch, &bs);
