@@ -42,6 +42,8 @@ extern const size_t tly_openapi_json_len;
 #define MAX_THREADS 16
 #define LISTEN_BACKLOG 4096
 #define EXPORT_BATCH 2048
+#define TEXT_KEEP (1u << 20)
+#define TEXT_CAP ((size_t)1 << 30)
 #define EXPORT_BUF_CAP (256u << 20)
 
 struct worker;
@@ -70,6 +72,7 @@ struct req {
 	struct server *srv;
 	struct worker *w;
 	struct reply *rep;
+	struct tly_buf *text;       /* TEXT routes write their reply here */
 };
 
 /* The refit worker: a thread with its own database connection, fed project
@@ -106,6 +109,7 @@ struct executor {
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
 	struct job *head, **tail;
+	struct tly_buf text;        /* the reply of a TEXT route, reused */
 	int stop, started;
 };
 
@@ -141,7 +145,9 @@ typedef enum tly_code (*handler_fn)(struct req *r, json_t **out, struct tly_err 
 /* SELF: the handler fills the reply itself (stored bytes, a stream).
  * READ: the handler writes nothing: it joins no batch, and its reply waits
  * only for the commits it could see (none, when all of them are synced). */
-enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8, READ = 16 };
+/* TEXT: the handler writes its reply as JSON text onto r->text (empty: no
+ * content, when the route allows it); no JSON tree is built. */
+enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8, READ = 16, TEXT = 32 };
 
 struct route {
 	enum evhttp_cmd_type method;
@@ -236,12 +242,14 @@ static enum tly_code h_task_cancel(struct req *r, json_t **out, struct tly_err *
 
 static enum tly_code h_claim(struct req *r, json_t **out, struct tly_err *err)
 {
-	return tly_claim(r->t, &r->actor, r->params[0], out, err);
+	(void)out;
+	return tly_claim_text(r->t, &r->actor, r->params[0], r->text, err);
 }
 
 static enum tly_code h_submit(struct req *r, json_t **out, struct tly_err *err)
 {
-	return tly_submit(r->t, &r->actor, r->params[0], r->body, out, err);
+	(void)out;
+	return tly_submit_text(r->t, &r->actor, r->params[0], r->body, r->text, err);
 }
 
 static enum tly_code h_release(struct req *r, json_t **out, struct tly_err *err)
@@ -577,13 +585,13 @@ static const struct route routes[] = {
 	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}", h_project_get, 200, READ },
 	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/tasks", h_tasks_add, 201, BODY },
 	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/tasks", h_task_list, 200, READ },
-	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK },
+	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK | TEXT },
 	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/export", h_export, 200, SELF | READ },
 	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/quality", h_quality, 200, READ },
 	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/quality/refit", h_refit, 202, 0 },
 	{ EVHTTP_REQ_GET, "/api/v1/tasks/{id}", h_task_get, 200, READ },
 	{ EVHTTP_REQ_POST, "/api/v1/tasks/{id}/cancel", h_task_cancel, 200, 0 },
-	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/submit", h_submit, 201, BODY },
+	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/submit", h_submit, 201, BODY | TEXT },
 	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/release", h_release, 200, 0 },
 	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/heartbeat", h_heartbeat, 200, 0 },
 };
@@ -788,6 +796,8 @@ static void compose(struct job *j, enum tly_code rc, json_t *out, struct tly_err
 		reply_error(rep, status, err);
 	} else if (rt->flags & SELF) {
 		/* the handler filled the reply */
+	} else if ((rt->flags & TEXT) && j->r.text->len) {
+		reply_bytes(rep, rt->status, j->r.text->p, j->r.text->len);
 	} else if (!out && (rt->flags & NO_CONTENT_OK)) {
 		if (err->message[0]) /* e.g. why an annotator gets no task */
 			evhttp_add_header(evhttp_request_get_output_headers(j->r.ev), "Tally-Reason",
@@ -820,6 +830,8 @@ static void execute(struct server *srv, struct job *j)
 	enum tly_code rc;
 
 	tly_err_clear(&err);
+	tly_buf_reset(&srv->x.text);
+	j->r.text = &srv->x.text;
 	pthread_mutex_lock(&srv->lock);
 	rep->hdr.seq = j->rt->flags & READ ? batch_current(srv->batch) : batch_join(srv->batch);
 	if (!(j->rt->flags & READ) && !rep->hdr.seq)
@@ -832,6 +844,8 @@ static void execute(struct server *srv, struct job *j)
 	pthread_mutex_unlock(&srv->lock);
 	json_decref(out);
 	job_free(j);
+	if (srv->x.text.alloc > TEXT_KEEP) /* a huge task passed: give it back */
+		tly_buf_free(&srv->x.text);
 }
 
 static void *executor_main(void *arg)
@@ -1169,6 +1183,7 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	pthread_mutex_init(&srv.x.mu, NULL);
 	pthread_cond_init(&srv.x.wake, NULL);
 	srv.x.tail = &srv.x.head;
+	tly_buf_init(&srv.x.text, TEXT_CAP);
 	if (!(srv.x.started = pthread_create(&srv.x.thread, NULL, executor_main, &srv) == 0)) {
 		fprintf(stderr, "tally: cannot start the executor thread\n");
 		goto out;
@@ -1211,6 +1226,7 @@ out:
 		pthread_mutex_destroy(&srv.x.mu);
 		pthread_cond_destroy(&srv.x.wake);
 	}
+	tly_buf_free(&srv.x.text);
 	if (srv.exp.started) { /* hands back every export it holds, cut short */
 		pthread_mutex_lock(&srv.exp.mu);
 		srv.exp.stop = 1;

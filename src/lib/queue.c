@@ -52,13 +52,39 @@ static int expire_one(void *arg, const struct store_asg *a)
 	return drop_lease(c->s, a->task_id, c->err) != TLY_OK;
 }
 
-static json_t *claim_json(struct tly *t, const struct store_asg *a, const struct store_task *task)
+/* A reply that would pass the buffer's cap leaves nothing behind. */
+static enum tly_code reply_cut(struct tly_buf *b, size_t start)
 {
-	return json_pack("{s:{s:o,s:o},s:{s:o,s:o}}",
-			 "assignment", "id", tly__id(t, TLY_ASSIGNMENT, a->id),
-			 "expires_at", tly__time(a->expires_at),
-			 "task", "id", tly__id(t, TLY_TASK, task->id),
-			 "data", tly__parse_stored(task->data));
+	b->len = start;
+	if (b->p)
+		b->p[start] = '\0';
+	return TLY_ETOOLARGE;
+}
+
+/* For the json_t forms: parses what a *_text call wrote (NULL when nothing). */
+static enum tly_code reply_parse(enum tly_code rc, struct tly_buf *b, json_t **out,
+				 struct tly_err *err)
+{
+	*out = NULL;
+	if (rc == TLY_OK && b->len && !(*out = json_loadb(b->p, b->len, 0, NULL)))
+		rc = tly_err_set(err, TLY_EINTERNAL, "", "a reply was not valid JSON");
+	tly_buf_free(b);
+	return rc;
+}
+
+/* {"assignment":{"id","expires_at"},"task":{"id","data"}}, the data as stored */
+static enum tly_code claim_text(struct tly *t, const struct store_asg *a,
+				const struct store_task *task, struct tly_buf *b)
+{
+	size_t start = b->len;
+
+	if (tly_buf_addl(b, "{\"assignment\":{\"id\":") || tly__buf_id(b, t, TLY_ASSIGNMENT, a->id) ||
+	    tly_buf_addl(b, ",\"expires_at\":") || tly__buf_time(b, a->expires_at) ||
+	    tly_buf_addl(b, "},\"task\":{\"id\":") || tly__buf_id(b, t, TLY_TASK, task->id) ||
+	    tly_buf_addl(b, ",\"data\":") || tly_buf_adds(b, task->data ? task->data : "null") ||
+	    tly_buf_addl(b, "}}"))
+		return reply_cut(b, start);
+	return TLY_OK;
 }
 
 /* Ran-out leases of a project are swept at most every SWEEP_MS: a lease
@@ -99,6 +125,15 @@ static int want_gold(struct tly *t, const struct tly__project *p, const struct s
 enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *project,
 			json_t **out, struct tly_err *err)
 {
+	struct tly_buf b;
+
+	tly_buf_init(&b, TLY__REPLY_CAP);
+	return reply_parse(tly_claim_text(t, a, project, &b, err), &b, out, err);
+}
+
+enum tly_code tly_claim_text(struct tly *t, const struct tly_actor *a, const char *project,
+			     struct tly_buf *out, struct tly_err *err)
+{
 	struct store *s = t->store;
 	struct tly__project p;
 	struct store_asg asg = { 0 };
@@ -109,7 +144,6 @@ enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *pr
 	char why[256];
 	enum tly_code rc;
 
-	*out = NULL;
 	if ((rc = tly__project_load(t, a, project, TLY_ROLE_ANNOTATOR, &p, err)) != TLY_OK)
 		return rc;
 	if ((rc = s->ops->begin_unguarded(s, err)) != TLY_OK)
@@ -179,7 +213,7 @@ enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *pr
 		goto rollback;
 commit:
 	if ((rc = s->ops->commit(s, err)) == TLY_OK)
-		*out = claim_json(t, &asg, &task);
+		rc = claim_text(t, &asg, &task, out);
 	goto out;
 rollback:
 	s->ops->rollback(s);
@@ -280,6 +314,33 @@ rollback:
 enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *assignment,
 			 const json_t *body, json_t **out, struct tly_err *err)
 {
+	struct tly_buf b;
+
+	tly_buf_init(&b, TLY__REPLY_CAP);
+	return reply_parse(tly_submit_text(t, a, assignment, body, &b, err), &b, out, err);
+}
+
+/* {"response":{"id","task_id","answers","duration_ms","created_at"},"task":{"id","status"}} */
+static enum tly_code submit_text(struct tly *t, const struct store_response *r,
+				 enum tly_task_status status, struct tly_buf *b)
+{
+	size_t start = b->len;
+
+	if (tly_buf_addl(b, "{\"response\":{\"id\":") || tly__buf_id(b, t, TLY_RESPONSE, r->id) ||
+	    tly_buf_addl(b, ",\"task_id\":") || tly__buf_id(b, t, TLY_TASK, r->task_id) ||
+	    tly_buf_addl(b, ",\"answers\":") || tly_buf_adds(b, r->answers) ||
+	    tly_buf_addl(b, ",\"duration_ms\":") || tly_buf_addi(b, r->duration_ms) ||
+	    tly_buf_addl(b, ",\"created_at\":") || tly__buf_time(b, r->created_at) ||
+	    tly_buf_addl(b, "},\"task\":{\"id\":") || tly__buf_id(b, t, TLY_TASK, r->task_id) ||
+	    tly_buf_addl(b, ",\"status\":\"") || tly_buf_adds(b, tly_task_status_name(status)) ||
+	    tly_buf_addl(b, "\"}}"))
+		return reply_cut(b, start);
+	return TLY_OK;
+}
+
+enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const char *assignment,
+			      const json_t *body, struct tly_buf *out, struct tly_err *err)
+{
 	struct store *s = t->store;
 	struct store_asg asg;
 	struct tly__project p;
@@ -293,7 +354,6 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 	int confident = 1;
 	enum tly_code rc;
 
-	*out = NULL;
 	if (!json_is_object(body))
 		return tly_err_set(err, TLY_EBADREQ, "", "the body must be an object");
 	dur = json_object_get(body, "duration_ms");
@@ -344,14 +404,8 @@ enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *a
 				 err);
 	if (rc != TLY_OK)
 		goto rollback;
-	if ((rc = s->ops->commit(s, err)) != TLY_OK)
-		goto out;
-	*out = json_pack("{s:{s:o,s:o,s:O,s:I,s:o},s:{s:o,s:s}}",
-			 "response", "id", tly__id(t, TLY_RESPONSE, r.id),
-			 "task_id", tly__id(t, TLY_TASK, task.id), "answers", answers,
-			 "duration_ms", (json_int_t)duration, "created_at", tly__time(now),
-			 "task", "id", tly__id(t, TLY_TASK, task.id),
-			 "status", tly_task_status_name(task.status));
+	if ((rc = s->ops->commit(s, err)) == TLY_OK)
+		rc = submit_text(t, &r, task.status, out);
 	goto out;
 rollback:
 	s->ops->rollback(s);

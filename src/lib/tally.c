@@ -196,6 +196,22 @@ json_t *tly__time(int64_t ms)
 	return json_string(tly_time_fmt(ms, buf));
 }
 
+enum tly_code tly__buf_id(struct tly_buf *b, struct tly *t, enum tly_kind k, int64_t n)
+{
+	char id[TLY_ID_MAX];
+
+	return tly_buf_addl(b, "\"") || tly_buf_adds(b, tly_id_encode(&t->ids, k, n, id)) ||
+	       tly_buf_addl(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
+}
+
+enum tly_code tly__buf_time(struct tly_buf *b, int64_t ms)
+{
+	char ts[32];
+
+	return tly_buf_addl(b, "\"") || tly_buf_adds(b, tly_time_fmt(ms, ts)) ||
+	       tly_buf_addl(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
+}
+
 json_t *tly__parse_stored(const char *text)
 {
 	json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;

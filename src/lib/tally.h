@@ -92,6 +92,13 @@ enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *pr
 /* body: {"answers":{...},"duration_ms":N} */
 enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *assignment,
 			 const json_t *body, json_t **out, struct tly_err *err);
+/* The same two, writing the reply as compact JSON text onto out (nothing
+ * appended when no task is available): the hot path of the annotator loop
+ * builds no JSON tree, and a task's stored data goes out as it is stored. */
+enum tly_code tly_claim_text(struct tly *t, const struct tly_actor *a, const char *project,
+			     struct tly_buf *out, struct tly_err *err);
+enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const char *assignment,
+			      const json_t *body, struct tly_buf *out, struct tly_err *err);
 enum tly_code tly_release(struct tly *t, const struct tly_actor *a, const char *assignment,
 			  json_t **out, struct tly_err *err);
 enum tly_code tly_heartbeat(struct tly *t, const struct tly_actor *a, const char *assignment,

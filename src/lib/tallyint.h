@@ -52,6 +52,11 @@ enum tly_code tly__role_check(const struct tly_actor *a, enum tly_role min, stru
 /* JSON helpers */
 json_t *tly__id(struct tly *t, enum tly_kind k, int64_t n);
 json_t *tly__time(int64_t ms);
+/* The same as JSON text appended to b: "id", "time"; TLY_ETOOLARGE past b's cap. */
+enum tly_code tly__buf_id(struct tly_buf *b, struct tly *t, enum tly_kind k, int64_t n);
+enum tly_code tly__buf_time(struct tly_buf *b, int64_t ms);
+/* The cap of a reply built as text (a task's data is far under it). */
+#define TLY__REPLY_CAP ((size_t)1 << 30)
 json_t *tly__parse_stored(const char *text);  /* stored JSON text -> json_t (null on fault) */
 json_t *tly__project_json(struct tly *t, const struct tly__project *p, int with_counts);
 json_t *tly__task_json(struct tly *t, const struct store_task *row, int with_responses);
