@@ -7,8 +7,9 @@
  * the library: [library lock] authentication -> handler -> library call ->
  * JSON reply [unlock] -> held back until its batch is on disk (batch.c) ->
  * sent by the worker that owns the connection. The workers never wait for
- * the library or the disk. A job owns what it allocated and is freed in one
- * place (job_free), its reply once sent (deliver). */
+ * the library or the disk. A job carries its reply; it goes back to the
+ * worker that made it once sent (deliver), which keeps it for the next
+ * request (job_put) or frees it and what it owns in one place (job_free). */
 #include "http/server.h"
 
 #include <errno.h>
@@ -100,6 +101,8 @@ struct worker {
 	struct event *wake, *drain_timer;
 	int streams, draining;
 	long outstanding;           /* replies queued and not sent yet */
+	struct job *spare;          /* sent jobs kept for reuse (job_get) */
+	int nspare;
 };
 
 struct job;
@@ -268,6 +271,8 @@ static const char *reason(int status);
 static void stream_start(struct stream *st);
 static void stream_ready(struct stream *st, int failed);
 static void stream_free(struct stream *st);
+struct job;
+static void job_put(struct worker *w, struct job *j);
 
 static void send_now(struct evhttp_request *ev, int status, struct evbuffer *body)
 {
@@ -305,9 +310,7 @@ static void deliver(struct worker *w, struct reply *rep)
 		send_now(rep->ev, rep->status, rep->body);
 	}
 	w->outstanding--;
-	if (rep->body)
-		evbuffer_free(rep->body);
-	free(rep);
+	job_put(w, (struct job *)rep);
 }
 
 /* ---- streamed export ------------------------------------------------------- */
@@ -769,17 +772,74 @@ static enum tly_code run(struct req *r, const struct route *rt, enum tly_code bo
 	return rc;
 }
 
-/* A request parsed by its worker, waiting for (or run by) the executor. */
+/* A request parsed by its worker, waiting for (or run by) the executor. Its
+ * reply comes first: the batch queue hands the reply back, and with it the
+ * job, to the worker that made it. */
 struct job {
+	struct reply rep;
 	struct req r;
-	char store[MAX_PARAMS][64];   /* r.params point here */
 	const struct route *rt;
 	enum tly_code body_rc;
-	struct tly_err body_err;
 	const char *path;
 	enum evhttp_cmd_type method;
 	struct job *next;
+	/* from here on not cleared when a job is reused */
+	struct tly_err body_err;
+	char store[MAX_PARAMS][64];   /* r.params point here */
 };
+
+#define SPARE_JOBS 256
+
+/* A cleared job, a kept one when there is (no calloc of a kilobyte and a
+ * new evbuffer per request, and the memory stays with the worker's thread). */
+static struct job *job_get(struct worker *w)
+{
+	struct job *j = w->spare;
+	struct evbuffer *body = NULL;
+
+	if (j) {
+		w->spare = j->next;
+		w->nspare--;
+		body = j->rep.body; /* emptied by the send */
+	} else {
+		j = tly_xmalloc(sizeof(*j));
+	}
+	memset(j, 0, offsetof(struct job, body_err));
+	tly_err_clear(&j->body_err);
+	j->rep.body = body;
+	if (body)
+		evbuffer_drain(body, evbuffer_get_length(body));
+	return j;
+}
+
+/* What the request brought in: its body and query. */
+static void job_inputs_free(struct job *j)
+{
+	json_decref(j->r.body);
+	j->r.body = NULL;
+	evhttp_clear_headers(&j->r.query);
+}
+
+static void job_free(struct job *j)
+{
+	job_inputs_free(j);
+	if (j->rep.body)
+		evbuffer_free(j->rep.body);
+	free(j);
+}
+
+/* A job whose reply went out (worker thread). */
+static void job_put(struct worker *w, struct job *j)
+{
+	if (w->nspare >= SPARE_JOBS) {
+		job_free(j);
+		return;
+	}
+	job_inputs_free(j);
+	j->next = w->spare;
+	w->spare = j;
+	w->nspare++;
+}
 
 /* Fills the reply of a job that ran (executor thread, library lock held:
  * the reply is complete before its batch can be committed and handed back). */
@@ -811,12 +871,6 @@ static void compose(struct job *j, enum tly_code rc, json_t *out, struct tly_err
 	}
 }
 
-static void job_free(struct job *j)
-{
-	json_decref(j->r.body);
-	evhttp_clear_headers(&j->r.query);
-	free(j);
-}
 
 /* The executor: the one thread that calls the library for requests. The
  * workers only parse and send, so they never wait for the library lock; the
@@ -839,11 +893,11 @@ static void execute(struct server *srv, struct job *j)
 	else
 		rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
 	compose(j, rc, out, &err);
+	json_decref(out);
+	/* from here on the job is its worker's again: do not touch it */
 	if (batch_add(srv->batch, &rep->hdr)) /* nothing to wait for */
 		batch_post(srv->batch, &rep->hdr);
 	pthread_mutex_unlock(&srv->lock);
-	json_decref(out);
-	job_free(j);
 	if (srv->x.text.alloc > TEXT_KEEP) /* a huge task passed: give it back */
 		tly_buf_free(&srv->x.text);
 }
@@ -906,19 +960,18 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 {
 	struct worker *w = arg;
 	struct server *srv = w->srv;
-	struct job *j = tly_xcalloc(1, sizeof(*j));
+	struct job *j = job_get(w);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
 	enum evhttp_cmd_type method = evhttp_request_get_command(ev);
 	const struct route *rt = NULL;
-	struct reply *rep = tly_xcalloc(1, sizeof(*rep));
+	struct reply *rep = &j->rep;
 	int path_known = 0, status = 500;
 	struct tly_err err;
 	enum tly_code rc;
 
 	tly_err_clear(&err);
-	tly_err_clear(&j->body_err);
 	/* draining: answer, then close, so a busy keep-alive client cannot keep
 	 * the drain going until its deadline */
 	if (w->draining)
@@ -962,9 +1015,7 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 now:
 	reply_error(rep, status, &err);
 	send_now(ev, rep->status, rep->body);
-	evbuffer_free(rep->body);
-	free(rep);
-	job_free(j);
+	job_put(w, j);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------ */
@@ -1070,9 +1121,7 @@ static void drop_unsent(struct server *srv)
 			}
 			if (rep->kind == R_STREAM)
 				stream_free(rep->stream);
-			if (rep->body)
-				evbuffer_free(rep->body);
-			free(rep);
+			job_free((struct job *)rep);
 		}
 	}
 }
@@ -1220,7 +1269,6 @@ out:
 		pthread_join(srv.x.thread, NULL);
 		for (j = srv.x.head; j; j = next) {
 			next = j->next;
-			free(j->r.rep);
 			job_free(j);
 		}
 		pthread_mutex_destroy(&srv.x.mu);
@@ -1262,6 +1310,11 @@ out:
 			event_free(w->drain_timer);
 		if (w->wake)
 			event_free(w->wake);
+		while (w->spare) {
+			struct job *j = w->spare;
+			w->spare = j->next;
+			job_free(j);
+		}
 		if (w->http)
 			evhttp_free(w->http);
 		if (w->base)
