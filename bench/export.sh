@@ -13,6 +13,12 @@
 # n_responses=1, n_leases=0 (slots=0) and a consensus object. Everything in a temp dir,
 # removed on exit; every process stopped on exit. About 90 s for 1,000,000.
 #
+# Each timed run starts from a warm page cache (the database read once just
+# before it): this VM pages out memory left untouched for about a minute
+# (DAMON's pageout scheme, kdamond), so without the warm-up a run read
+# from disk or from memory depending on how long the setup took, and the
+# figures swung by 2x from run to run. Ceiling and tally are treated alike.
+#
 # Targets (issue): at least 500,000 tasks/s, peak RSS under 64 MiB.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -67,11 +73,13 @@ NRESP=$(sqlite3 "$TALLY_DB" "SELECT count(*) FROM responses")
 DB_MB=$(du -cm "$TALLY_DB"* | tail -n1 | cut -f1)
 say "setup done in $(($(date +%s) - T0)) s: $N completed tasks, $NRESP responses, database $DB_MB MiB"
 
+warm() { cat "$TALLY_DB" "$TALLY_DB-wal" >/dev/null 2>&1 || true; }
 stat_of() { tr ' ' '\n' <"$1" | sed -n "s/^$2=//p"; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 
 # the ceiling first and last, so a drift during the run shows
 say "ceiling: raw SQLite scan of the same rows (tasks joined with responses), run 1"
+warm
 timeout "$LIMIT" "$RUNSTAT" "$TMP/scan1.stat" "$SCAN" "$TALLY_DB" >"$TMP/scan.jsonl" 2>"$TMP/scan1.err" ||
 	{ cat "$TMP/scan1.err" >&2; die "scan failed"; }
 SCAN_MB=$(du -m "$TMP/scan.jsonl" | cut -f1)
@@ -79,6 +87,7 @@ rm -f "$TMP/scan.jsonl"
 
 say "tally export (CLI, to a file; limit $LIMIT s)"
 rc=0
+warm
 timeout "$LIMIT" "$RUNSTAT" "$TMP/cli.stat" "$TALLY" export "$PRJ" >"$TMP/export.jsonl" 2>"$TMP/cli.err" || rc=$?
 CLI_LINES=$(wc -l <"$TMP/export.jsonl")
 CLI_BYTES=$(stat -c %s "$TMP/export.jsonl")
@@ -97,6 +106,7 @@ serve_start "$TMP/serve.log"
 say "tally serve on 127.0.0.1:$PORT; HTTP export with curl to /dev/null"
 RSS0=$(awk '/^VmHWM/ { print $2 }' "/proc/$SERVE/status")
 rc=0
+warm
 curl -sS -o /dev/null --max-time "$LIMIT" -H "Authorization: Bearer $KEY" \
 	-w 'code=%{http_code} bytes=%{size_download} secs=%{time_total} first=%{time_starttransfer}\n' \
 	"http://127.0.0.1:$PORT/api/v1/projects/$PRJ/export" >"$TMP/curl.out" || rc=$?
@@ -111,11 +121,14 @@ bg_stop "$SERVE"
 [ -n "$HTTP_NOTE" ] || [ "$HTTP_BYTES" = "$CLI_BYTES" ] || HTTP_NOTE=" (BYTES DIFFER: $HTTP_BYTES over HTTP, $CLI_BYTES by the CLI)"
 
 say "ceiling: raw SQLite scan, run 2"
+warm
 timeout "$LIMIT" "$RUNSTAT" "$TMP/scan2.stat" "$SCAN" "$TALLY_DB" >/dev/null 2>"$TMP/scan2.err" ||
 	{ cat "$TMP/scan2.err" >&2; die "scan failed"; }
 say "context: the same scan with a 2 MiB page cache; the tasks table alone (sqlite_insert scan)"
+warm
 timeout "$LIMIT" "$RUNSTAT" "$TMP/scan3.stat" "$SCAN" "$TALLY_DB" 0 2048 >/dev/null 2>"$TMP/scan3.err" ||
 	{ cat "$TMP/scan3.err" >&2; die "scan failed"; }
+warm
 timeout "$LIMIT" "$SQLITE_INSERT" scan "$TALLY_DB" >/dev/null 2>"$TMP/scan4.err" ||
 	{ cat "$TMP/scan4.err" >&2; die "scan failed"; }
 S3=$(grep '^RESULT' "$TMP/scan3.err")
