@@ -35,7 +35,7 @@ APP_OBJ  := $(APP_SRC:%.c=$(OUT)/obj/%.o) $(OUT)/obj/gen/openapi.o
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(OUT)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 
-all: $(OUT)/tally $(TESTS) $(BENCHES)
+all: $(OUT)/tally $(TESTS) $(BENCHES) $(OUT)/bench/libwlog.so
 
 $(OUT)/libtally.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -51,6 +51,12 @@ $(OUT)/tests/%: tests/unit/%.c $(OUT)/libtally.a
 $(OUT)/bench/%: bench/%.c $(OUT)/libtally.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(OUT)/libtally.a $(LIBS)
+
+# the power-cut test's write logger: an LD_PRELOAD library, never sanitized
+# (it goes in front of whichever tally binary it watches)
+$(OUT)/bench/libwlog.so: bench/preload/wlog.c bench/preload/wlog.h
+	@mkdir -p $(@D)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
 
 # the OpenAPI document is served from inside the binary
 $(OUT)/gen/openapi.c: docs/openapi.json scripts/embed

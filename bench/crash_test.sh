@@ -27,6 +27,16 @@
 # 45 s with the defaults on a 2-core VM; the kill loop stops at CRASH_DEADLINE
 # seconds (480) whatever KILLS is.
 # BUILD=build/asan runs it against the ASan build; KEEP=1 keeps the temp dir.
+#
+# CUT=power makes each kill a simulated power cut. The server runs under
+# bench/preload/wlog.c (LD_PRELOAD), which logs every write, truncate and
+# sync of the database, its WAL and their directory; after each SIGKILL,
+# bench/powercut rebuilds the files from the image the previous cut left and
+# that log, keeping only what a completed fsync/fdatasync covered — or, at
+# random, that plus any part of the later writes (whole, torn to a number of
+# 512-byte sectors, or lost), or everything — and the next server starts on
+# that image. kill -9 alone cannot show this: the page cache survives it.
+# The checks are the same: every acknowledged answer must be there.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -38,7 +48,11 @@ DEADLINE_S=${CRASH_DEADLINE:-480} # the kill loop stops here whatever KILLS is
 	die "usage: $0 [KILLS] [TASKS]"
 command -v sqlite3 >/dev/null || die "the sqlite3 CLI is needed for the checks (scripts/setup installs it)"
 command -v curl >/dev/null || die "curl is needed"
-for b in tally bench/crashload; do
+CUT=${CUT:-kill}
+[ "$CUT" = kill ] || [ "$CUT" = power ] || die "CUT must be kill or power"
+NEED="tally bench/crashload"
+[ "$CUT" = power ] && NEED="$NEED bench/powercut bench/libwlog.so"
+for b in $NEED; do
 	[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run make -C $ROOT -j2 first"
 done
 
@@ -47,6 +61,7 @@ trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$TMP/bin"
 cp "$BUILD/tally" "$BUILD/bench/crashload" "$TMP/bin/"
+[ "$CUT" = power ] && cp "$BUILD/bench/powercut" "$BUILD/bench/libwlog.so" "$TMP/bin/"
 TALLY=$TMP/bin/tally
 CRASHLOAD=$TMP/bin/crashload
 export TALLY_DB=$TMP/tally.db
@@ -84,13 +99,43 @@ rm -f "$TMP/tasks.jsonl"
 PORT=$(free_port)
 SERVE=
 RESTART_MS=()
+CUTS=()
+# the disk as the last power cut left it (CUT=power): the files after setup
+if [ "$CUT" = power ]; then
+	mkdir -p "$TMP/image"
+	rm -f "$TALLY_DB-shm"
+	for f in "$TALLY_DB" "$TALLY_DB-wal"; do [ -e "$f" ] && cp "$f" "$TMP/image/"; done
+	# ASan wants its runtime first among the libraries; the logger only wraps libc
+	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+fi
+
+# power_cut — after a SIGKILL: the image becomes what a power cut at that
+# moment could have left, and the database files are replaced by it
+power_cut() {
+	local mode r
+	# in turn, so a short run has each: durable, torn, durable, torn, all
+	case $((KILLED % 5)) in 1 | 3) mode=durable ;; 2 | 4) mode=torn ;; *) mode=all ;; esac
+	r=$("$TMP/bin/powercut" "$TMP/image/tally.db" "$TMP/wlog.bin" "$mode" "$RANDOM" 2>>"$TMP/serve.log") ||
+		die "powercut failed (see $TMP/serve.log)"
+	CUTS+=("$mode")
+	echo "powercut: $r" >>"$TMP/serve.log"
+	rm -f "$TALLY_DB" "$TALLY_DB-wal" "$TALLY_DB-shm" "$TMP/wlog.bin"
+	for f in tally.db tally.db-wal; do [ -e "$TMP/image/$f" ] && cp "$TMP/image/$f" "$TMP/$f"; done
+	return 0
+}
 
 # start_server — tally serve on $PORT (log appended); waits until it answers
 start_server() {
 	local t0 try
 	for try in 1 2 3; do
 		t0=$(ms)
-		"$TALLY" serve --listen "127.0.0.1:$PORT" >>"$TMP/serve.log" 2>&1 &
+		if [ "$CUT" = power ]; then
+			rm -f "$TMP/wlog.bin"
+			LD_PRELOAD="$TMP/bin/libwlog.so" WLOG_DB="$TALLY_DB" WLOG_FILE="$TMP/wlog.bin" \
+				"$TALLY" serve --listen "127.0.0.1:$PORT" >>"$TMP/serve.log" 2>&1 &
+		else
+			"$TALLY" serve --listen "127.0.0.1:$PORT" >>"$TMP/serve.log" 2>&1 &
+		fi
 		SERVE=$!
 		BG_PIDS+=("$SERVE")
 		for _ in $(seq 1 1000); do # 20 s at most
@@ -149,6 +194,7 @@ while [ "$KILLED" -lt "$KILLS" ]; do
 	wait "$SERVE" 2>/dev/null || true
 	forget "$SERVE"
 	KILLED=$((KILLED + 1))
+	[ "$CUT" = power ] && power_cut
 	now=$(acks_now)
 	[ "$now" -gt "$prev" ] && LIVES_WITH_ACKS=$((LIVES_WITH_ACKS + 1))
 	prev=$now
@@ -280,6 +326,11 @@ R=$(printf '%s\n' "${RESTART_MS[@]}" | sort -n)
 echo
 echo "tally crash test — $(date -u +%Y-%m-%dT%H:%MZ), $(machine)"
 echo "kills (SIGKILL at a random 50–500 ms of each server life): $KILLED of $KILLS asked; lives in which acks grew: $LIVES_WITH_ACKS"
+if [ "$CUT" = power ]; then
+	echo "each kill a power cut: $(printf '%s\n' "${CUTS[@]}" | sort | uniq -c | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')" \
+		"(durable: only what a completed sync covered; torn: and parts of the rest; all: every write)"
+	echo "late writes that reached the disk at the cuts: $(grep -o 'applied_late=[0-9]*' "$TMP/serve.log" | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }'), torn: $(grep -o 'torn=[0-9]*' "$TMP/serve.log" | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }')"
+fi
 echo "server restarts: $((${#RESTART_MS[@]})) starts, time to first answer p50 $(sed -n "$(((${#RESTART_MS[@]} + 1) / 2))p" <<<"$R") ms, max $(tail -n1 <<<"$R") ms"
 echo "project A (min=max=3):           $ACKS_A acks; ${STATS[A]}"
 echo "project B (min 1, max 3, conf 0.9): $ACKS_B acks; ${STATS[B]}"
@@ -290,9 +341,9 @@ echo "last server stopped by SIGTERM: exit $STOP_RC"
 echo "PRAGMA integrity_check: $IC"
 echo "load ran $((LOAD_END - KILL_T0)) s; total run time $(($(date +%s) - T0)) s"
 if [ "$VIOL" -eq 0 ]; then
-	echo "RESULT kills=$KILLED acks=$((ACKS_A + ACKS_B)) violations=0"
+	echo "RESULT kills=$KILLED cut=$CUT acks=$((ACKS_A + ACKS_B)) violations=0"
 	exit 0
 fi
-echo "RESULT kills=$KILLED acks=$((ACKS_A + ACKS_B)) violations=$VIOL"
+echo "RESULT kills=$KILLED cut=$CUT acks=$((ACKS_A + ACKS_B)) violations=$VIOL"
 KEEP=1 # keep the evidence
 exit 1
