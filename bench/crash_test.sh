@@ -26,7 +26,8 @@
 # Prints a summary; exits 1 on any violation (and keeps the temp dir). About
 # 45 s with the defaults on a 2-core VM; the kill loop stops at CRASH_DEADLINE
 # seconds (480) whatever KILLS is.
-# BUILD=build/asan runs it against the ASan build; KEEP=1 keeps the temp dir.
+# BUILD=build/asan runs it against the ASan build; SERVER_BIN=path runs another
+# tally binary with the tools of BUILD; KEEP=1 keeps the temp dir.
 #
 # CUT=power makes each kill a simulated power cut. The server runs under
 # bench/preload/wlog.c (LD_PRELOAD), which logs every write, truncate and
@@ -50,7 +51,9 @@ command -v sqlite3 >/dev/null || die "the sqlite3 CLI is needed for the checks (
 command -v curl >/dev/null || die "curl is needed"
 CUT=${CUT:-kill}
 [ "$CUT" = kill ] || [ "$CUT" = power ] || die "CUT must be kill or power"
-NEED="tally bench/crashload"
+# SERVER_BIN: another tally binary to crash (the TSan one has no bench tools beside it)
+NEED="bench/crashload"
+[ -n "${SERVER_BIN:-}" ] || NEED="tally $NEED"
 [ "$CUT" = power ] && NEED="$NEED bench/powercut bench/libwlog.so"
 for b in $NEED; do
 	[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run make -C $ROOT -j2 first"
@@ -60,7 +63,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/tally-crash.XXXXXX")
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$TMP/bin"
-cp "$BUILD/tally" "$BUILD/bench/crashload" "$TMP/bin/"
+cp "${SERVER_BIN:-$BUILD/tally}" "$TMP/bin/tally"
+cp "$BUILD/bench/crashload" "$TMP/bin/"
 [ "$CUT" = power ] && cp "$BUILD/bench/powercut" "$BUILD/bench/libwlog.so" "$TMP/bin/"
 TALLY=$TMP/bin/tally
 CRASHLOAD=$TMP/bin/crashload

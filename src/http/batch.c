@@ -85,9 +85,9 @@ uint64_t batch_join(struct batcher *b)
 	return ++b->seq;
 }
 
-uint64_t batch_current(struct batcher *b)
+uint64_t batch_seen(struct batcher *b)
 {
-	return b->seq;
+	return b->open ? b->seq - 1 : b->seq;
 }
 
 int batch_add(struct batcher *b, struct pending *p)

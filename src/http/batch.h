@@ -42,9 +42,10 @@ struct batcher *batch_new(struct tly *t, pthread_mutex_t *lock, int owners);
  * number, or 0 when the store refused to begin one. */
 uint64_t batch_join(struct batcher *b);
 
-/* For a reader that writes nothing (library lock held): the batch whose
- * commits it can see (the open one, else the last committed one). */
-uint64_t batch_current(struct batcher *b);
+/* For a reader on a connection of its own (library lock held): the last
+ * batch whose commits it can have seen. The open batch is not one of them:
+ * another connection sees nothing of it before its commit. */
+uint64_t batch_seen(struct batcher *b);
 
 /* Queues p (seq and owner set) until its batch is durable, and returns 0;
  * returns 1 without queueing when it is durable already (a reader that came

@@ -116,6 +116,19 @@ struct executor {
 	int stop, started;
 };
 
+/* The reader: runs the READ routes (every GET) on its own connection, one
+ * after another, so a slow read (a project's counts over ten million tasks,
+ * a quality report) never holds up the executor's claims and submits. */
+struct reader {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	struct job *head, **tail;
+	struct tly *t;
+	struct tly_buf text;        /* the reply of a TEXT route, reused */
+	int stop, started;
+};
+
 /* The exporter: reads export chunks on its own connection (see below). */
 struct stream;
 struct exporter {
@@ -130,6 +143,7 @@ struct exporter {
 struct server {
 	struct tly *t;
 	struct executor x;
+	struct reader rd;
 	struct exporter exp;
 	pthread_mutex_t lock;       /* the library (t and its store): one caller at a time */
 	struct batcher *batch;
@@ -146,8 +160,9 @@ struct server {
 typedef enum tly_code (*handler_fn)(struct req *r, json_t **out, struct tly_err *err);
 
 /* SELF: the handler fills the reply itself (stored bytes, a stream).
- * READ: the handler writes nothing: it joins no batch, and its reply waits
- * only for the commits it could see (none, when all of them are synced). */
+ * READ: the handler writes nothing: the reader runs it on its own connection
+ * (no batch), and its reply waits only for the commits it could see (none,
+ * when all of them are synced). */
 /* TEXT: the handler writes its reply as JSON text onto r->text (empty: no
  * content, when the route allows it); no JSON tree is built. */
 enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8, READ = 16, TEXT = 32 };
@@ -459,9 +474,9 @@ static void *export_main(void *arg)
 			fprintf(stderr, "tally: export failed: %s\n", err.message);
 			st->read_failed = st->done = 1;
 		}
-		/* every commit the read saw came before this: the open batch at most */
+		/* every commit the read saw came before this */
 		pthread_mutex_lock(&srv->lock);
-		st->chunk.hdr.seq = batch_current(srv->batch);
+		st->chunk.hdr.seq = batch_seen(srv->batch);
 		durable = batch_add(srv->batch, &st->chunk.hdr);
 		pthread_mutex_unlock(&srv->lock);
 		if (durable)
@@ -751,7 +766,8 @@ static enum tly_code read_body(struct req *r, struct tly_err *err)
 	return TLY_OK;
 }
 
-/* Runs the route (in the open batch unless it is READ), library lock held. */
+/* Runs the route: in the executor's open batch, library lock held, or (READ)
+ * in the reader on its own connection. */
 static enum tly_code run(struct req *r, const struct route *rt, enum tly_code body_rc,
 			 const struct tly_err *body_err, json_t **out, struct tly_err *err)
 {
@@ -767,7 +783,7 @@ static enum tly_code run(struct req *r, const struct route *rt, enum tly_code bo
 	}
 	if (rc == TLY_OK)
 		rc = rt->handler(r, out, err);
-	while (tly_refit_due(srv->t, due))
+	while (tly_refit_due(r->t, due))
 		refit_enqueue(&srv->refit, due);
 	return rc;
 }
@@ -887,8 +903,8 @@ static void execute(struct server *srv, struct job *j)
 	tly_buf_reset(&srv->x.text);
 	j->r.text = &srv->x.text;
 	pthread_mutex_lock(&srv->lock);
-	rep->hdr.seq = j->rt->flags & READ ? batch_current(srv->batch) : batch_join(srv->batch);
-	if (!(j->rt->flags & READ) && !rep->hdr.seq)
+	rep->hdr.seq = batch_join(srv->batch);
+	if (!rep->hdr.seq)
 		rc = tly_err_set(&err, TLY_EINTERNAL, "", "the database could not open a transaction");
 	else
 		rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
@@ -900,6 +916,61 @@ static void execute(struct server *srv, struct job *j)
 	pthread_mutex_unlock(&srv->lock);
 	if (srv->x.text.alloc > TEXT_KEEP) /* a huge task passed: give it back */
 		tly_buf_free(&srv->x.text);
+}
+
+/* A READ job, in the reader: no lock for the library call (the reader's
+ * handle is its own); the reply is tagged with the last batch whose commits
+ * the read could have seen, taken after it under the library lock. */
+static void execute_read(struct server *srv, struct job *j)
+{
+	struct reader *rd = &srv->rd;
+	struct reply *rep = &j->rep;
+	struct tly_err err;
+	json_t *out = NULL;
+	enum tly_code rc;
+	int durable;
+
+	tly_err_clear(&err);
+	tly_buf_reset(&rd->text);
+	j->r.text = &rd->text;
+	j->r.t = rd->t;
+	rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
+	compose(j, rc, out, &err);
+	json_decref(out);
+	pthread_mutex_lock(&srv->lock);
+	rep->hdr.seq = batch_seen(srv->batch);
+	durable = batch_add(srv->batch, &rep->hdr); /* the job is its worker's from here on */
+	pthread_mutex_unlock(&srv->lock);
+	if (durable)
+		batch_post(srv->batch, &rep->hdr);
+	if (rd->text.alloc > TEXT_KEEP)
+		tly_buf_free(&rd->text);
+}
+
+static void *reader_main(void *arg)
+{
+	struct server *srv = arg;
+	struct reader *rd = &srv->rd;
+	struct job *list, *next;
+
+	for (;;) {
+		pthread_mutex_lock(&rd->mu);
+		while (!rd->head && !rd->stop)
+			pthread_cond_wait(&rd->wake, &rd->mu);
+		if (!rd->head) {
+			pthread_mutex_unlock(&rd->mu);
+			break;
+		}
+		list = rd->head;
+		rd->head = NULL;
+		rd->tail = &rd->head;
+		pthread_mutex_unlock(&rd->mu);
+		for (; list; list = next) {
+			next = list->next;
+			execute_read(srv, list);
+		}
+	}
+	return NULL;
 }
 
 static void *executor_main(void *arg)
@@ -945,15 +1016,18 @@ static void *executor_main(void *arg)
 
 static void submit_job(struct server *srv, struct job *j)
 {
-	struct executor *x = &srv->x;
+	pthread_mutex_t *mu = j->rt->flags & READ ? &srv->rd.mu : &srv->x.mu;
+	pthread_cond_t *wake = j->rt->flags & READ ? &srv->rd.wake : &srv->x.wake;
+	struct job **head = j->rt->flags & READ ? &srv->rd.head : &srv->x.head;
+	struct job ***tail = j->rt->flags & READ ? &srv->rd.tail : &srv->x.tail;
 
-	pthread_mutex_lock(&x->mu);
-	if (!x->head) /* the executor sleeps only on an empty queue */
-		pthread_cond_signal(&x->wake);
+	pthread_mutex_lock(mu);
+	if (!*head) /* the thread sleeps only on an empty queue */
+		pthread_cond_signal(wake);
 	j->next = NULL;
-	*x->tail = j;
-	x->tail = &j->next;
-	pthread_mutex_unlock(&x->mu);
+	**tail = j;
+	*tail = &j->next;
+	pthread_mutex_unlock(mu);
 }
 
 static void dispatch(struct evhttp_request *ev, void *arg)
@@ -1185,6 +1259,22 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 			goto out;
 		}
 	}
+	{
+		struct tly_err err;
+		tly_err_clear(&err);
+		if (tly_open(tly_path(t), 0, &srv.rd.t, &err) != TLY_OK) {
+			fprintf(stderr, "tally: reader: %s\n", err.message);
+			goto out;
+		}
+	}
+	pthread_mutex_init(&srv.rd.mu, NULL);
+	pthread_cond_init(&srv.rd.wake, NULL);
+	srv.rd.tail = &srv.rd.head;
+	tly_buf_init(&srv.rd.text, TEXT_CAP);
+	if (!(srv.rd.started = pthread_create(&srv.rd.thread, NULL, reader_main, &srv) == 0)) {
+		fprintf(stderr, "tally: cannot start the reader thread\n");
+		goto out;
+	}
 	pthread_mutex_init(&srv.exp.mu, NULL);
 	pthread_cond_init(&srv.exp.wake, NULL);
 	srv.exp.tail = &srv.exp.head;
@@ -1275,6 +1365,17 @@ out:
 		pthread_cond_destroy(&srv.x.wake);
 	}
 	tly_buf_free(&srv.x.text);
+	if (srv.rd.started) { /* runs what is queued, then stops */
+		pthread_mutex_lock(&srv.rd.mu);
+		srv.rd.stop = 1;
+		pthread_cond_signal(&srv.rd.wake);
+		pthread_mutex_unlock(&srv.rd.mu);
+		pthread_join(srv.rd.thread, NULL);
+		pthread_mutex_destroy(&srv.rd.mu);
+		pthread_cond_destroy(&srv.rd.wake);
+	}
+	tly_buf_free(&srv.rd.text);
+	tly_close(srv.rd.t);
 	if (srv.exp.started) { /* hands back every export it holds, cut short */
 		pthread_mutex_lock(&srv.exp.mu);
 		srv.exp.stop = 1;

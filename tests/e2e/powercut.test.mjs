@@ -7,7 +7,8 @@
 // every acknowledged answer stored, no task over max_responses, no annotator
 // twice on a task, counters equal to rows, PRAGMA integrity_check = ok.
 // Needs bash, curl and the sqlite3 CLI (scripts/setup installs them) and the
-// bench tools of the same build; a sanitizer build without them is skipped.
+// bench tools (crashload, powercut, libwlog.so) of the build under test or of
+// the release build; without either it is skipped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -16,17 +17,20 @@ import path from 'node:path';
 import { BIN, REPO, SLOW } from './lib.mjs';
 
 const CUTS = Number(process.env.TALLY_E2E_POWER_CUTS || 6);
-const build = path.dirname(BIN);
-const tools = ['bench/crashload', 'bench/powercut', 'bench/libwlog.so'].map((t) => path.join(build, t));
-const missing = tools.filter((t) => !existsSync(t));
+// the bench tools of the build under test, else the release ones (the TSan
+// server is built alone) with the binary under test as the server
+const TOOLS = ['bench/crashload', 'bench/powercut', 'bench/libwlog.so'];
+const hasTools = (dir) => TOOLS.every((t) => existsSync(path.join(dir, t)));
+const build = [path.dirname(BIN), path.join(REPO, 'build')].find(hasTools);
+const missing = build ? [] : TOOLS;
 const haveSqlite3 = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' }).status === 0;
 
 test(`${CUTS} simulated power cuts under claim/submit load: every acknowledged response survives`,
-  { timeout: 600_000 * SLOW, skip: missing.length ? `not built beside ${BIN}: ${missing.join(', ')}` : !haveSqlite3 && 'no sqlite3 CLI' },
+  { timeout: 600_000 * SLOW, skip: missing.length ? `bench tools not built: ${missing.join(', ')}` : !haveSqlite3 && 'no sqlite3 CLI' },
   () => {
     const r = spawnSync('bash', [path.join(REPO, 'bench/crash_test.sh'), String(CUTS), '4000'], {
       encoding: 'utf8',
-      env: { ...process.env, CUT: 'power', BUILD: build, CRASH_DEADLINE: String(240 * SLOW) },
+      env: { ...process.env, CUT: 'power', BUILD: build, SERVER_BIN: BIN, CRASH_DEADLINE: String(240 * SLOW) },
       timeout: 540_000 * SLOW,
     });
     const out = `${r.stdout}\n${r.stderr}`;
