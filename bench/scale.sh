@@ -12,6 +12,10 @@
 #                                              target: under 20 MB
 # beside a hello-world evhttp server (bench/hello_evhttp) measured the same
 # way: its exec-to-ready time, idle RSS and latency at the same concurrency.
+# Then, on the big database only: a manager's dashboard while 8 annotators
+# label (GET /api/v1/projects/{id}, whose counts read the whole queue, every
+# DASH_EVERY s during a DASH_SECS-s claim+submit run): the GET's time, and the
+# claim p99 and max beside the same run without the dashboard.
 #
 #   bench/scale.sh [BIG] [SECONDS] [REPS] [CONCURRENCIES]
 #       defaults: 10000000 tasks, 2 s per run, 3 repetitions, "8 64"
@@ -43,6 +47,8 @@ SECS=${2:-2}
 REPS=${3:-3}
 CONCS=${4:-8 64}
 SMALL=10000
+DASH_SECS=${DASH_SECS:-8}
+DASH_EVERY=${DASH_EVERY:-2}
 MAXC=0
 for c in $CONCS; do [ "$c" -gt "$MAXC" ] && MAXC=$c; done
 [ "$BIG" -gt "$SMALL" ] && [ "$MAXC" -ge 1 ] && [ "$REPS" -ge 1 ] || die "usage: $0 [BIG>$SMALL] [SECONDS] [REPS] [CONCURRENCIES]"
@@ -67,6 +73,8 @@ for i in $(seq 1 "$MAXC"); do
 	"$TALLY" user add --org "$ORG" --email "a$i@bench.test" --role annotator >/dev/null
 	"$TALLY" key create --user "a$i@bench.test" 2>/dev/null >>"$TMP/keys"
 done
+"$TALLY" user add --org "$ORG" --email "manager@bench.test" --role manager >/dev/null
+MGR_KEY=$("$TALLY" key create --user "manager@bench.test" 2>/dev/null)
 write_schema "$TMP/schema.json"
 if [ -n "${REFIT_EVERY:-}" ]; then
 	sed -i "s/\"lease_seconds\":600}/\"lease_seconds\":600,\"quality\":{\"refit_every\":$REFIT_EVERY}}/" "$TMP/schema.json"
@@ -205,6 +213,33 @@ for r in $(seq 1 "$REPS"); do
 		done
 	done
 done
+# ---- a manager's dashboard while annotators label, on the big database -----
+head -n 8 "$TMP/keys" >"$TMP/keys.dash"
+declare -A DASH
+for mode in plain dash; do
+	PORT=$(free_port)
+	start_ready "dash.$mode" "$BIG_DB" "$TALLY" serve --listen "127.0.0.1:$PORT"
+	: >"$TMP/dash.gets"
+	if [ "$mode" = dash ]; then
+		(
+			for _ in $(seq 1 $((DASH_SECS / DASH_EVERY))); do
+				sleep "$DASH_EVERY"
+				curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 120 \
+					-H "Authorization: Bearer $MGR_KEY" "http://127.0.0.1:$PORT/api/v1/projects/$PRJ" >>"$TMP/dash.gets"
+			done
+		) &
+		POLL=$!
+		BG_PIDS+=("$POLL")
+	fi
+	say "dashboard: 8 annotators, $DASH_SECS s, big database, $mode"
+	timeout $((DASH_SECS + 120)) "$LOADGEN" -p "$PORT" -c 8 -d "$DASH_SECS" --claim "$PRJ" --keys "$TMP/keys.dash" \
+		--answer '{"answers":{"label":"positive"},"duration_ms":1200}' >"$TMP/lg.dash.$mode" 2>&1 ||
+		{ cat "$TMP/lg.dash.$mode" >&2; die "loadgen failed"; }
+	[ "$mode" = dash ] && wait "$POLL"
+	bg_stop "$SERVE"
+	DASH[$mode]=$(grep '^RESULT' "$TMP/lg.dash.$mode")
+done
+GETS=$(awk '$1 == 200 { n++; s += $2; if ($2 > m) m = $2 } END { printf "%d answered 200, %.2f s on average, %.2f s at most", n, n ? s / n : 0, m }' "$TMP/dash.gets")
 BIG_LEFT=$(sqlite3 "$BIG_DB" "SELECT count(*) FROM tasks WHERE status = 0")
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
@@ -234,6 +269,13 @@ printf '| %-46s | %-24s | %-32s | %-7s | %-4s |\n' "exec -> first 200 of /api/v1
 HRSS=$(median <<<"${H_RSS[*]}")
 printf '| %-46s | %-24s | %-32s | %-7s | %-4s |\n' "idle RSS 1 s after ready" "$((RSS_IDLE_big / 1024)).$(((RSS_IDLE_big % 1024) * 10 / 1024)) MiB" "small: $((RSS_IDLE_small / 1024)) MiB; hello-world: $((HRSS / 1024)).$(((HRSS % 1024) * 10 / 1024)) MiB" "" "$(pf "$RSS_IDLE_big" 19531)"
 printf '| %-46s | %-24s | %-32s | %-7s | %-4s |\n' "idle RSS 1 s after the load (largest)" "$((RSS_AFTER_big / 1024)) MiB" "small: $((RSS_AFTER_small / 1024)) MiB" "" "$(pf "$RSS_AFTER_big" 19531)"
+printf '| %-46s | %-24s | %-32s | %-7s | %-4s |\n' "claim p99 / max, 8 annotators, dashboard polled" \
+	"$(field claim_p99_ms "${DASH[dash]}") / $(field claim_max_ms "${DASH[dash]}") ms" \
+	"no dashboard: $(field claim_p99_ms "${DASH[plain]}") / $(field claim_max_ms "${DASH[plain]}") ms" \
+	"$(div "$(field claim_p99_ms "${DASH[dash]}")" "$(field claim_p99_ms "${DASH[plain]}")")x" ""
+echo
+echo "dashboard: GET /api/v1/projects/{id} every $DASH_EVERY s on the big database during a $DASH_SECS-s run: $GETS;" \
+	"cycles/s $(field cycles_s "${DASH[dash]}") (without: $(field cycles_s "${DASH[plain]}"))"
 echo
 echo "per run (rep 1..$REPS), claim p99 ms / submit p99 ms / cycles/s / errors:"
 for c in $CONCS; do
