@@ -638,7 +638,8 @@ struct report_ctx {
 	const struct tly_schema *sc;
 	struct agree *ag;
 	size_t nag;
-	long long gold_tasks, responses;
+	int64_t gold_tasks;
+	long long responses;
 };
 
 static struct agree *agree_of(struct report_ctx *c, int64_t user)
@@ -659,10 +660,8 @@ static enum tly_code report_cb(void *arg, struct store_task *task, struct resp_s
 
 	(void)err;
 	c->responses += rs->n;
-	if (task->is_gold) {
-		c->gold_tasks++;
+	if (task->is_gold || rs->n == 0) /* gold is counted apart; nothing to compare */
 		return TLY_OK;
-	}
 	cons = tly__parse_stored(task->consensus);
 	data = tly__parse_stored(task->data);
 	for (int i = 0; i < rs->n; i++) {
@@ -746,7 +745,10 @@ enum tly_code tly_quality_report(struct tly *t, const struct tly_actor *a, const
 						(json_int_t)m.a[j].q_off[m.a[j].n_questions]));
 	}
 	model_release(&m);
-	if ((rc = walk(t, p.row.id, 0, 0, report_cb, &rc_ctx, err)) != TLY_OK)
+	/* only answered tasks have responses (a task with one is never queued):
+	 * the queue itself, ten million tasks maybe, is not read */
+	if ((rc = walk(t, p.row.id, 0, 1, report_cb, &rc_ctx, err)) != TLY_OK ||
+	    (rc = s->ops->gold_count(s, p.row.id, &rc_ctx.gold_tasks, err)) != TLY_OK)
 		goto out;
 	annotators = json_array();
 	sx = (struct stats_ctx){ t, &p, &rc_ctx, annotators };

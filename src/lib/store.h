@@ -127,6 +127,8 @@ struct store_ops {
 	enum tly_code (*project_get)(struct store *s, int64_t id, struct store_project *p, struct tly_err *err);
 	enum tly_code (*project_list)(struct store *s, int64_t org, store_project_cb cb, void *arg, struct tly_err *err);
 	enum tly_code (*project_counts)(struct store *s, int64_t project, int64_t counts[TLY_TASK_NSTATUS], struct tly_err *err);
+	/* gold tasks of the project, any status */
+	enum tly_code (*gold_count)(struct store *s, int64_t project, int64_t *n, struct tly_err *err);
 
 	/* TLY_ECONFLICT (and *id = the existing task) when unique_id is taken */
 	enum tly_code (*task_insert)(struct store *s, const struct store_task *t, int64_t *id, struct tly_err *err);

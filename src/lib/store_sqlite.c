@@ -80,7 +80,7 @@ enum stmt {
 	S_USER_INSERT, S_USER_GET_ID, S_USER_GET_EMAIL,
 	S_MEMBER_SET, S_MEMBER_GET, S_MEMBER_ORGS,
 	S_KEY_INSERT, S_KEY_LOOKUP, S_KEY_REVOKE,
-	S_PROJECT_INSERT, S_PROJECT_GET, S_PROJECT_LIST, S_PROJECT_COUNTS,
+	S_PROJECT_INSERT, S_PROJECT_GET, S_PROJECT_LIST, S_PROJECT_COUNTS, S_GOLD_COUNT,
 	S_TASK_INSERT, S_TASK_BY_UID, S_TASK_GET, S_TASK_LIST, S_TASK_LIST_STATUS,
 	S_TASK_UPDATE, S_TASK_NEXT, S_TASK_NEXT_GOLD, S_TASK_CONSENSUS,
 	S_STATS_GET, S_STATS_PUT, S_STATS_LIST, S_STATS_BUMP, S_RESP_STATS,
@@ -121,6 +121,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PROJECT_LIST] = "SELECT id, org_id, name, schema, created_at FROM projects"
 			   " WHERE org_id=?1 ORDER BY id",
 	[S_PROJECT_COUNTS] = "SELECT status, count(*) FROM tasks WHERE project_id=?1 GROUP BY status",
+	[S_GOLD_COUNT] = "SELECT count(*) FROM tasks INDEXED BY tasks_gold WHERE project_id=?1 AND is_gold = 1",
 	[S_TASK_INSERT] = "INSERT INTO tasks(project_id, unique_id, priority, data, metadata, status,"
 			  " created_at, is_gold, gold, slots) VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
 	[S_TASK_BY_UID] = "SELECT id FROM tasks WHERE project_id=?1 AND unique_id=?2",
@@ -780,6 +781,19 @@ static enum tly_code sq_project_list(struct store *s, int64_t org, store_project
 	return (r == SQLITE_ROW || r == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "projects");
 }
 
+static enum tly_code sq_gold_count(struct store *s, int64_t project, int64_t *n,
+				   struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_GOLD_COUNT);
+	enum tly_code rc;
+
+	sqlite3_bind_int64(st, 1, project);
+	if ((rc = step_one(s, st, err, "gold count")) == TLY_OK)
+		*n = sqlite3_column_int64(st, 0);
+	done(st);
+	return rc;
+}
+
 static enum tly_code sq_project_counts(struct store *s, int64_t project,
 				       int64_t counts[TLY_TASK_NSTATUS], struct tly_err *err)
 {
@@ -1263,6 +1277,7 @@ static const struct store_ops sqlite_ops = {
 	.project_get = sq_project_get,
 	.project_list = sq_project_list,
 	.project_counts = sq_project_counts,
+	.gold_count = sq_gold_count,
 	.task_insert = sq_task_insert,
 	.task_get = sq_task_get,
 	.task_list = sq_task_list,

@@ -97,8 +97,13 @@ test('gold: checked like answers, never shown to annotators, answered once by ea
   assert.notEqual(t.status, 'completed');
   const line = (await srv.client(rev.key).exportLines(prj))[0];
   assert.deepEqual(line.gold, { s: 'a' });
+  // a gold task nobody answered yet counts too (the report reads answered tasks
+  // only, and counts gold apart)
+  await c.createTasks(prj, [{ data: { text: 'gold two' }, gold: { s: 'b' } }, { data: { text: 'plain' } }]);
   const rep = ok(await srv.client(rev.key).get(`/api/v1/projects/${prj}/quality`), 200);
-  assert.equal(rep.counts.gold_tasks, 1);
+  assert.equal(rep.counts.gold_tasks, 2);
+  assert.equal(rep.counts.responses, 3);
+  assert.equal(rep.counts.queued, 2);
   const byUser = Object.fromEntries(rep.annotators.map((x) => [x.user_id, x]));
   assert.deepEqual([byUser[anns[0].id].gold.seen, byUser[anns[0].id].gold.correct], [1, 1]);
   assert.deepEqual([byUser[anns[2].id].gold.seen, byUser[anns[2].id].gold.correct], [1, 0]);
