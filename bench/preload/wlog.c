@@ -159,31 +159,23 @@ static int opened(int (*real)(const char *, int, ...), const char *path, int fla
 	return fd;
 }
 
-int open(const char *path, int flags, ...)
-{
-	LOAD();
-	mode_t mode = 0;
-	if (flags & (O_CREAT | O_TMPFILE)) {
-		va_list ap;
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
+/* open and open64 differ only in the libc function they end in */
+#define OPEN_WRAPPER(name, real)                                   \
+	int name(const char *path, int flags, ...)                 \
+	{                                                          \
+		mode_t mode = 0;                                   \
+		LOAD();                                            \
+		if (flags & (O_CREAT | O_TMPFILE)) {               \
+			va_list ap;                                \
+			va_start(ap, flags);                       \
+			mode = va_arg(ap, mode_t);                 \
+			va_end(ap);                                \
+		}                                                  \
+		return opened(real, path, flags, mode);            \
 	}
-	return opened(real_open, path, flags, mode);
-}
 
-int open64(const char *path, int flags, ...)
-{
-	LOAD();
-	mode_t mode = 0;
-	if (flags & (O_CREAT | O_TMPFILE)) {
-		va_list ap;
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
-	}
-	return opened(real_open64, path, flags, mode);
-}
+OPEN_WRAPPER(open, real_open)
+OPEN_WRAPPER(open64, real_open64)
 
 int close(int fd)
 {

@@ -107,24 +107,16 @@ struct worker {
 
 struct job;
 
-struct executor {
+/* A queue of jobs and the one thread that runs them: the executor's (every
+ * write, in the open batch) and the reader's (every GET route, on its own
+ * connection, one after another, so a slow read — a project's counts over
+ * ten million tasks, a quality report — never holds up claims and submits). */
+struct jobq {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
 	struct job *head, **tail;
-	struct tly_buf text;        /* the reply of a TEXT route, reused */
-	int stop, started;
-};
-
-/* The reader: runs the READ routes (every GET) on its own connection, one
- * after another, so a slow read (a project's counts over ten million tasks,
- * a quality report) never holds up the executor's claims and submits. */
-struct reader {
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t wake;
-	struct job *head, **tail;
-	struct tly *t;
+	struct tly *t;              /* the reader's own handle (the executor's: NULL) */
 	struct tly_buf text;        /* the reply of a TEXT route, reused */
 	int stop, started;
 };
@@ -142,8 +134,8 @@ struct exporter {
 
 struct server {
 	struct tly *t;
-	struct executor x;
-	struct reader rd;
+	struct jobq x;              /* the executor */
+	struct jobq rd;             /* the reader */
 	struct exporter exp;
 	pthread_mutex_t lock;       /* the library (t and its store): one caller at a time */
 	struct batcher *batch;
@@ -923,7 +915,7 @@ static void execute(struct server *srv, struct job *j)
  * the read could have seen, taken after it under the library lock. */
 static void execute_read(struct server *srv, struct job *j)
 {
-	struct reader *rd = &srv->rd;
+	struct jobq *rd = &srv->rd;
 	struct reply *rep = &j->rep;
 	struct tly_err err;
 	json_t *out = NULL;
@@ -947,66 +939,108 @@ static void execute_read(struct server *srv, struct job *j)
 		tly_buf_free(&rd->text);
 }
 
+static int jobq_start(struct jobq *q, void *(*fn)(void *), void *arg)
+{
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->wake, NULL);
+	q->tail = &q->head;
+	tly_buf_init(&q->text, TEXT_CAP);
+	return q->started = pthread_create(&q->thread, NULL, fn, arg) == 0;
+}
+
+static void jobq_push(struct jobq *q, struct job *j)
+{
+	pthread_mutex_lock(&q->mu);
+	if (!q->head) /* the thread sleeps only on an empty queue */
+		pthread_cond_signal(&q->wake);
+	j->next = NULL;
+	*q->tail = j;
+	q->tail = &j->next;
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* Every queued job, in order. With none queued it first waits for one, up
+ * to wait_us (-1: as long as it takes). NULL, and *stopped set, once the
+ * queue is stopped and empty. */
+static struct job *jobq_take(struct jobq *q, int64_t wait_us, int *stopped)
+{
+	struct job *list;
+
+	pthread_mutex_lock(&q->mu);
+	if (!q->head && !q->stop) {
+		if (wait_us < 0) {
+			pthread_cond_wait(&q->wake, &q->mu);
+		} else {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)wait_us * 1000;
+			ts.tv_sec += ts.tv_nsec / 1000000000;
+			ts.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&q->wake, &q->mu, &ts);
+		}
+	}
+	*stopped = !q->head && q->stop;
+	list = q->head;
+	q->head = NULL;
+	q->tail = &q->head;
+	pthread_mutex_unlock(&q->mu);
+	return list;
+}
+
+/* After the workers (nothing new reaches the queue): the thread runs what is
+ * queued and stops; what a thread that never started left is freed. */
+static void jobq_stop(struct jobq *q)
+{
+	struct job *j, *next;
+
+	if (q->started) {
+		pthread_mutex_lock(&q->mu);
+		q->stop = 1;
+		pthread_cond_signal(&q->wake);
+		pthread_mutex_unlock(&q->mu);
+		pthread_join(q->thread, NULL);
+		pthread_mutex_destroy(&q->mu);
+		pthread_cond_destroy(&q->wake);
+	}
+	for (j = q->head; j; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	q->head = NULL;
+	tly_buf_free(&q->text);
+	tly_close(q->t);
+	q->t = NULL;
+}
+
 static void *reader_main(void *arg)
 {
 	struct server *srv = arg;
-	struct reader *rd = &srv->rd;
 	struct job *list, *next;
+	int stopped = 0;
 
-	for (;;) {
-		pthread_mutex_lock(&rd->mu);
-		while (!rd->head && !rd->stop)
-			pthread_cond_wait(&rd->wake, &rd->mu);
-		if (!rd->head) {
-			pthread_mutex_unlock(&rd->mu);
-			break;
-		}
-		list = rd->head;
-		rd->head = NULL;
-		rd->tail = &rd->head;
-		pthread_mutex_unlock(&rd->mu);
-		for (; list; list = next) {
+	while (!stopped)
+		for (list = jobq_take(&srv->rd, -1, &stopped); list; list = next) {
 			next = list->next;
 			execute_read(srv, list);
 		}
-	}
 	return NULL;
 }
 
 static void *executor_main(void *arg)
 {
 	struct server *srv = arg;
-	struct executor *x = &srv->x;
 	struct job *list, *next;
 	int64_t wait_us;
-	int due;
+	int due, stopped = 0;
 
-	for (;;) {
+	while (!stopped) {
 		/* between passes: commit the batch when it is due */
 		pthread_mutex_lock(&srv->lock);
 		if ((due = batch_due(srv->batch, &wait_us)))
 			batch_commit(srv->batch);
 		pthread_mutex_unlock(&srv->lock);
-		pthread_mutex_lock(&x->mu);
-		if (!x->head && x->stop) {
-			pthread_mutex_unlock(&x->mu);
-			break;
-		}
-		if (!x->head && (due || wait_us < 0)) {
-			pthread_cond_wait(&x->wake, &x->mu);
-		} else if (!x->head) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long)wait_us * 1000;
-			ts.tv_sec += ts.tv_nsec / 1000000000;
-			ts.tv_nsec %= 1000000000;
-			pthread_cond_timedwait(&x->wake, &x->mu, &ts);
-		}
-		list = x->head;
-		x->head = NULL;
-		x->tail = &x->head;
-		pthread_mutex_unlock(&x->mu);
-		for (; list; list = next) {
+		/* nothing open (or just committed): sleep until a job comes */
+		for (list = jobq_take(&srv->x, due ? -1 : wait_us, &stopped); list; list = next) {
 			next = list->next;
 			execute(srv, list);
 		}
@@ -1016,18 +1050,7 @@ static void *executor_main(void *arg)
 
 static void submit_job(struct server *srv, struct job *j)
 {
-	pthread_mutex_t *mu = j->rt->flags & READ ? &srv->rd.mu : &srv->x.mu;
-	pthread_cond_t *wake = j->rt->flags & READ ? &srv->rd.wake : &srv->x.wake;
-	struct job **head = j->rt->flags & READ ? &srv->rd.head : &srv->x.head;
-	struct job ***tail = j->rt->flags & READ ? &srv->rd.tail : &srv->x.tail;
-
-	pthread_mutex_lock(mu);
-	if (!*head) /* the thread sleeps only on an empty queue */
-		pthread_cond_signal(wake);
-	j->next = NULL;
-	**tail = j;
-	*tail = &j->next;
-	pthread_mutex_unlock(mu);
+	jobq_push(j->rt->flags & READ ? &srv->rd : &srv->x, j);
 }
 
 static void dispatch(struct evhttp_request *ev, void *arg)
@@ -1267,11 +1290,7 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 			goto out;
 		}
 	}
-	pthread_mutex_init(&srv.rd.mu, NULL);
-	pthread_cond_init(&srv.rd.wake, NULL);
-	srv.rd.tail = &srv.rd.head;
-	tly_buf_init(&srv.rd.text, TEXT_CAP);
-	if (!(srv.rd.started = pthread_create(&srv.rd.thread, NULL, reader_main, &srv) == 0)) {
+	if (!jobq_start(&srv.rd, reader_main, &srv)) {
 		fprintf(stderr, "tally: cannot start the reader thread\n");
 		goto out;
 	}
@@ -1319,11 +1338,7 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	srv.sigint = evsignal_new(srv.w[0].base, SIGINT, on_signal, &srv);
 	event_add(srv.sigterm, NULL);
 	event_add(srv.sigint, NULL);
-	pthread_mutex_init(&srv.x.mu, NULL);
-	pthread_cond_init(&srv.x.wake, NULL);
-	srv.x.tail = &srv.x.head;
-	tly_buf_init(&srv.x.text, TEXT_CAP);
-	if (!(srv.x.started = pthread_create(&srv.x.thread, NULL, executor_main, &srv) == 0)) {
+	if (!jobq_start(&srv.x, executor_main, &srv)) {
 		fprintf(stderr, "tally: cannot start the executor thread\n");
 		goto out;
 	}
@@ -1350,32 +1365,8 @@ out:
 	for (int i = 1; i < srv.nworkers; i++)
 		if (srv.w[i].started)
 			pthread_join(srv.w[i].thread, NULL);
-	if (srv.x.started) { /* after the workers: nothing new reaches it */
-		struct job *j, *next;
-		pthread_mutex_lock(&srv.x.mu);
-		srv.x.stop = 1;
-		pthread_cond_signal(&srv.x.wake);
-		pthread_mutex_unlock(&srv.x.mu);
-		pthread_join(srv.x.thread, NULL);
-		for (j = srv.x.head; j; j = next) {
-			next = j->next;
-			job_free(j);
-		}
-		pthread_mutex_destroy(&srv.x.mu);
-		pthread_cond_destroy(&srv.x.wake);
-	}
-	tly_buf_free(&srv.x.text);
-	if (srv.rd.started) { /* runs what is queued, then stops */
-		pthread_mutex_lock(&srv.rd.mu);
-		srv.rd.stop = 1;
-		pthread_cond_signal(&srv.rd.wake);
-		pthread_mutex_unlock(&srv.rd.mu);
-		pthread_join(srv.rd.thread, NULL);
-		pthread_mutex_destroy(&srv.rd.mu);
-		pthread_cond_destroy(&srv.rd.wake);
-	}
-	tly_buf_free(&srv.rd.text);
-	tly_close(srv.rd.t);
+	jobq_stop(&srv.x);
+	jobq_stop(&srv.rd);
 	if (srv.exp.started) { /* hands back every export it holds, cut short */
 		pthread_mutex_lock(&srv.exp.mu);
 		srv.exp.stop = 1;
