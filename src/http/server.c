@@ -3,11 +3,13 @@
  * Worker threads (--threads, default 1), each with its own event loop and
  * evhttp, accept from one listening socket. A request flows: evhttp ->
  * dispatch() -> route match (table below) -> body parse (bounded by
- * --max-body, JSON) -> a job for the executor, the one thread that calls
- * the library: [library lock] authentication -> handler -> library call ->
- * JSON reply [unlock] -> held back until its batch is on disk (batch.c) ->
- * sent by the worker that owns the connection. The workers never wait for
- * the library or the disk. A job carries its reply; it goes back to the
+ * --max-body, JSON) -> a job for the executor, the one thread that writes
+ * through the library: [library lock] authentication -> handler -> library
+ * call -> JSON reply [unlock] -> held back until its batch is on disk
+ * (batch.c) -> sent by the worker that owns the connection. GET routes go to
+ * the reader instead, and export chunks are read by the exporter: each of the
+ * two has a library handle (a database connection) of its own. The workers
+ * never wait for the library or the disk. A job carries its reply; it goes back to the
  * worker that made it once sent (deliver), which keeps it for the next
  * request (job_put) or frees it and what it owns in one place (job_free). */
 #include "http/server.h"
