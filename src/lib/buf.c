@@ -1,8 +1,6 @@
 /* buf.c — see buf.h. */
 #include "buf.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,11 +19,17 @@ void tly_buf_free(struct tly_buf *b)
 	tly_buf_init(b, b->cap);
 }
 
+void tly_buf_cut(struct tly_buf *b, size_t len)
+{
+	if (len < b->len) {
+		b->len = len;
+		b->p[len] = '\0';
+	}
+}
+
 void tly_buf_reset(struct tly_buf *b)
 {
-	b->len = 0;
-	if (b->p)
-		b->p[0] = '\0';
+	tly_buf_cut(b, 0);
 }
 
 static enum tly_code grow(struct tly_buf *b, size_t need)
@@ -74,23 +78,6 @@ enum tly_code tly_buf_addi(struct tly_buf *b, int64_t v)
 	return tly_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-enum tly_code tly_buf_addf(struct tly_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || grow(b, b->len + (size_t)n) != TLY_OK)
-		return TLY_ETOOLARGE;
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-	return TLY_OK;
-}
-
 enum tly_code tly_buf_add_jstr(struct tly_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -128,8 +115,6 @@ enum tly_code tly_buf_add_jstr(struct tly_buf *b, const char *s)
 		goto fail;
 	return TLY_OK;
 fail:
-	b->len = start;
-	if (b->p)
-		b->p[start] = '\0';
+	tly_buf_cut(b, start);
 	return TLY_ETOOLARGE;
 }

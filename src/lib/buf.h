@@ -16,14 +16,14 @@ struct tly_buf {
 void tly_buf_init(struct tly_buf *b, size_t cap);
 void tly_buf_free(struct tly_buf *b);
 void tly_buf_reset(struct tly_buf *b);  /* empties, keeps the memory */
+/* Drops what was appended past len (a partial line, a reply cut short). */
+void tly_buf_cut(struct tly_buf *b, size_t len);
 enum tly_code tly_buf_add(struct tly_buf *b, const void *p, size_t n);
 enum tly_code tly_buf_adds(struct tly_buf *b, const char *s);
 /* Appends a string literal, its length known at compile time. */
 #define tly_buf_addl(b, lit) tly_buf_add((b), "" lit, sizeof(lit) - 1)
 /* Appends v in decimal (printf costs a third of an export line). */
 enum tly_code tly_buf_addi(struct tly_buf *b, int64_t v);
-enum tly_code tly_buf_addf(struct tly_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, quotes included (s is valid UTF-8). */
 enum tly_code tly_buf_add_jstr(struct tly_buf *b, const char *s);
 

@@ -60,13 +60,6 @@ struct line_ctx {
 	int64_t task_id;   /* of the current line */
 };
 
-static enum tly_code add_id(struct tly_buf *b, struct tly *t, enum tly_kind k, int64_t n)
-{
-	char id[TLY_ID_MAX];
-	return tly_buf_addl(b, "\"") || tly_buf_adds(b, tly_id_encode(&t->ids, k, n, id)) ||
-	       tly_buf_addl(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
-}
-
 static enum tly_code add_user(struct tly_buf *b, struct tly_export *x, int64_t n)
 {
 	unsigned slot = (unsigned)((uint64_t)n % USER_IDS);
@@ -84,9 +77,7 @@ static int line_full(struct line_ctx *c)
 {
 	struct tly_buf *b = c->buf;
 
-	b->len = c->start;
-	if (b->p)
-		b->p[c->start] = '\0';
+	tly_buf_cut(b, c->start);
 	c->rc = c->n ? TLY_OK : TLY_ETOOLARGE;
 	c->stopped = 1;
 	return 1;
@@ -97,7 +88,6 @@ static int response_line(void *arg, const struct store_response *r)
 {
 	struct line_ctx *c = arg;
 	struct tly_buf *b = c->buf;
-	char ts[32];
 
 	if (!r) {
 		if (tly_buf_addl(b, "]}\n"))
@@ -107,11 +97,11 @@ static int response_line(void *arg, const struct store_response *r)
 		return 0;
 	}
 	if ((!c->first && tly_buf_addl(b, ",")) || tly_buf_addl(b, "{\"id\":") ||
-	    add_id(b, c->x->t, TLY_RESPONSE, r->id) || tly_buf_addl(b, ",\"user_id\":") ||
+	    tly__buf_id(b, c->x->t, TLY_RESPONSE, r->id) || tly_buf_addl(b, ",\"user_id\":") ||
 	    add_user(b, c->x, r->user_id) || tly_buf_addl(b, ",\"answers\":") ||
 	    tly_buf_adds(b, r->answers) || tly_buf_addl(b, ",\"duration_ms\":") ||
-	    tly_buf_addi(b, r->duration_ms) || tly_buf_addl(b, ",\"created_at\":\"") ||
-	    tly_buf_adds(b, tly_time_fmt(r->created_at, ts)) || tly_buf_addl(b, "\"}"))
+	    tly_buf_addi(b, r->duration_ms) || tly_buf_addl(b, ",\"created_at\":") ||
+	    tly__buf_time(b, r->created_at) || tly_buf_addl(b, "}"))
 		return line_full(c);
 	c->first = 0;
 	return 0;
@@ -126,7 +116,7 @@ static int task_line(void *arg, const struct store_task *row)
 	c->start = b->len;
 	c->task_id = row->id;
 	c->first = 1;
-	if (tly_buf_addl(b, "{\"id\":") || add_id(b, t, TLY_TASK, row->id) ||
+	if (tly_buf_addl(b, "{\"id\":") || tly__buf_id(b, t, TLY_TASK, row->id) ||
 	    tly_buf_addl(b, ",\"unique_id\":") ||
 	    (row->unique_id ? tly_buf_add_jstr(b, row->unique_id) : tly_buf_addl(b, "null")) ||
 	    tly_buf_addl(b, ",\"data\":") || tly_buf_adds(b, row->data) ||

@@ -55,9 +55,7 @@ static int expire_one(void *arg, const struct store_asg *a)
 /* A reply that would pass the buffer's cap leaves nothing behind. */
 static enum tly_code reply_cut(struct tly_buf *b, size_t start)
 {
-	b->len = start;
-	if (b->p)
-		b->p[start] = '\0';
+	tly_buf_cut(b, start);
 	return TLY_ETOOLARGE;
 }
 
