@@ -450,19 +450,20 @@ static void *export_main(void *arg)
 	for (;;) {
 		struct stream *st;
 		struct tly_err err;
-		int durable;
+		int durable, stopping;
 
 		pthread_mutex_lock(&e->mu);
 		while (!e->head && !e->stop)
 			pthread_cond_wait(&e->wake, &e->mu);
 		if ((st = e->head) && !(e->head = st->next))
 			e->tail = &e->head;
+		stopping = e->stop; /* read under the lock it is written under */
 		pthread_mutex_unlock(&e->mu);
 		if (!st)
 			break; /* stopped, and nothing is left to hand back */
 		tly_err_clear(&err);
 		tly_buf_reset(&st->buf);
-		if (e->stop) /* the server stops: cut the export short */
+		if (stopping) /* the server stops: cut the export short */
 			st->read_failed = st->done = 1;
 		else if (tly_export_next(st->x, &st->buf, EXPORT_BATCH, &st->done, &err) != TLY_OK) {
 			fprintf(stderr, "tally: export failed: %s\n", err.message);
@@ -941,6 +942,31 @@ static void execute_read(struct server *srv, struct job *j)
 		tly_buf_free(&rd->text);
 }
 
+/* A library handle of a thread's own (the reader's, the exporter's): one more
+ * connection to the same database. */
+static int open_handle(struct tly *t, struct tly **out, const char *who)
+{
+	struct tly_err err;
+
+	tly_err_clear(&err);
+	if (tly_open(tly_path(t), 0, out, &err) == TLY_OK)
+		return 1;
+	fprintf(stderr, "tally: %s: %s\n", who, err.message);
+	return 0;
+}
+
+/* Sets *stop under mu, wakes the thread and waits for it to end. */
+static void thread_stop(pthread_t thread, pthread_mutex_t *mu, pthread_cond_t *wake, int *stop)
+{
+	pthread_mutex_lock(mu);
+	*stop = 1;
+	pthread_cond_signal(wake);
+	pthread_mutex_unlock(mu);
+	pthread_join(thread, NULL);
+	pthread_mutex_destroy(mu);
+	pthread_cond_destroy(wake);
+}
+
 static int jobq_start(struct jobq *q, void *(*fn)(void *), void *arg)
 {
 	pthread_mutex_init(&q->mu, NULL);
@@ -995,15 +1021,8 @@ static void jobq_stop(struct jobq *q)
 {
 	struct job *j, *next;
 
-	if (q->started) {
-		pthread_mutex_lock(&q->mu);
-		q->stop = 1;
-		pthread_cond_signal(&q->wake);
-		pthread_mutex_unlock(&q->mu);
-		pthread_join(q->thread, NULL);
-		pthread_mutex_destroy(&q->mu);
-		pthread_cond_destroy(&q->wake);
-	}
+	if (q->started)
+		thread_stop(q->thread, &q->mu, &q->wake, &q->stop);
 	for (j = q->head; j; j = next) {
 		next = j->next;
 		job_free(j);
@@ -1276,22 +1295,8 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	pthread_mutex_init(&srv.refit.lock, NULL);
 	pthread_cond_init(&srv.refit.wake, NULL);
 	srv.refit.started = pthread_create(&srv.refit.thread, NULL, refit_main, &srv.refit) == 0;
-	{
-		struct tly_err err;
-		tly_err_clear(&err);
-		if (tly_open(tly_path(t), 0, &srv.exp.t, &err) != TLY_OK) {
-			fprintf(stderr, "tally: exporter: %s\n", err.message);
-			goto out;
-		}
-	}
-	{
-		struct tly_err err;
-		tly_err_clear(&err);
-		if (tly_open(tly_path(t), 0, &srv.rd.t, &err) != TLY_OK) {
-			fprintf(stderr, "tally: reader: %s\n", err.message);
-			goto out;
-		}
-	}
+	if (!open_handle(t, &srv.exp.t, "exporter") || !open_handle(t, &srv.rd.t, "reader"))
+		goto out;
 	if (!jobq_start(&srv.rd, reader_main, &srv)) {
 		fprintf(stderr, "tally: cannot start the reader thread\n");
 		goto out;
@@ -1369,15 +1374,8 @@ out:
 			pthread_join(srv.w[i].thread, NULL);
 	jobq_stop(&srv.x);
 	jobq_stop(&srv.rd);
-	if (srv.exp.started) { /* hands back every export it holds, cut short */
-		pthread_mutex_lock(&srv.exp.mu);
-		srv.exp.stop = 1;
-		pthread_cond_signal(&srv.exp.wake);
-		pthread_mutex_unlock(&srv.exp.mu);
-		pthread_join(srv.exp.thread, NULL);
-		pthread_mutex_destroy(&srv.exp.mu);
-		pthread_cond_destroy(&srv.exp.wake);
-	}
+	if (srv.exp.started) /* hands back every export it holds, cut short */
+		thread_stop(srv.exp.thread, &srv.exp.mu, &srv.exp.wake, &srv.exp.stop);
 	tly_close(srv.exp.t);
 	if (srv.batch) {
 		batch_stop(srv.batch); /* commits and syncs what the last requests wrote */
