@@ -37,6 +37,7 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
 
 int main(int argc, char **argv)
 {
+	struct event_config *cfg;
 	struct event_base *base;
 	struct evhttp *http;
 	struct event *sterm, *sint;
@@ -53,7 +54,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	base = event_base_new();
+	/* configured as tally serve configures its loops (server.c, base_new):
+	 * the ceiling is the same library set up the same way */
+	if ((cfg = event_config_new()))
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = cfg ? event_base_new_with_config(cfg) : NULL;
+	if (cfg)
+		event_config_free(cfg);
 	http = base ? evhttp_new(base) : NULL;
 	if (!http) {
 		fprintf(stderr, "hello_evhttp: cannot create the event base\n");
