@@ -1,6 +1,8 @@
 /* buf.c — see buf.h. */
 #include "buf.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,36 +80,70 @@ enum tly_code tly_buf_addi(struct tly_buf *b, int64_t v)
 	return tly_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+enum tly_code tly_buf_addd(struct tly_buf *b, double v)
+{
+	char tmp[40], *e, *d;
+	int n;
+
+	if (!isfinite(v))
+		return TLY_EINVALID;
+	n = snprintf(tmp, sizeof(tmp), "%.17g", v);
+	if (n < 0 || (size_t)n >= sizeof(tmp) - 2)
+		return TLY_EINVALID;
+	if ((e = strchr(tmp, 'e'))) {
+		/* "1e+05" -> "1e5", "1e-05" -> "1e-5" */
+		d = e + 1;
+		if (*d == '-')
+			d++;
+		char *s = d;
+		while (*s == '+' || (*s == '0' && s[1]))
+			s++;
+		memmove(d, s, strlen(s) + 1);
+		n = (int)strlen(tmp);
+	} else if (!strchr(tmp, '.')) {
+		memcpy(tmp + n, ".0", 3);
+		n += 2;
+	}
+	return tly_buf_add(b, tmp, (size_t)n);
+}
+
 enum tly_code tly_buf_add_jstr(struct tly_buf *b, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
+	return tly_buf_add_jstrn(b, s, strlen(s));
+}
+
+enum tly_code tly_buf_add_jstrn(struct tly_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
 	size_t start = b->len;
-	const unsigned char *u = (const unsigned char *)s;
+	const unsigned char *u = (const unsigned char *)s, *end = u + n;
 
 	if (tly_buf_add(b, "\"", 1))
 		goto fail;
-	while (*u) {
+	while (u < end) {
 		const unsigned char *run = u;
-		while (*u >= 0x20 && *u != '"' && *u != '\\')
+		while (u < end && *u >= 0x20 && *u != '"' && *u != '\\')
 			u++;
 		if (u > run && tly_buf_add(b, run, (size_t)(u - run)))
 			goto fail;
-		if (!*u)
+		if (u == end)
 			break;
 		char esc[6] = { '\\', 0 };
-		size_t n = 2;
+		size_t len = 2;
 		switch (*u) {
 		case '"': esc[1] = '"'; break;
 		case '\\': esc[1] = '\\'; break;
 		case '\n': esc[1] = 'n'; break;
 		case '\r': esc[1] = 'r'; break;
 		case '\t': esc[1] = 't'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
 		default:
 			esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
 			esc[4] = hex[*u >> 4]; esc[5] = hex[*u & 15];
-			n = 6;
+			len = 6;
 		}
-		if (tly_buf_add(b, esc, n))
+		if (tly_buf_add(b, esc, len))
 			goto fail;
 		u++;
 	}

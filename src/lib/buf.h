@@ -24,7 +24,13 @@ enum tly_code tly_buf_adds(struct tly_buf *b, const char *s);
 #define tly_buf_addl(b, lit) tly_buf_add((b), "" lit, sizeof(lit) - 1)
 /* Appends v in decimal (printf costs a third of an export line). */
 enum tly_code tly_buf_addi(struct tly_buf *b, int64_t v);
+/* Appends a finite v as jansson writes a real ("%.17g", with a '.' or an
+ * 'e' so that it reads back as a real, no '+' or leading zeros in the
+ * exponent); TLY_EINVALID for NaN and the infinities, which JSON lacks. */
+enum tly_code tly_buf_addd(struct tly_buf *b, double v);
 /* Appends s as a JSON string literal, quotes included (s is valid UTF-8). */
 enum tly_code tly_buf_add_jstr(struct tly_buf *b, const char *s);
+/* The same for n bytes of s, which may hold NULs (written as \u0000). */
+enum tly_code tly_buf_add_jstrn(struct tly_buf *b, const char *s, size_t n);
 
 #endif

@@ -76,13 +76,25 @@ static json_t *label_json(const struct tly_question *q, int i, int k)
 	return tly_question_label(q, i);
 }
 
-/* A label as an object key: strings as they are, numbers as decimals. */
-static void label_key(const json_t *v, char *buf, size_t n)
+/* Label i as JSON text (as label_json gives it) or, with as_key, as an
+ * object key: strings as they are, numbers as decimals. */
+static enum tly_code label_text(struct tly_buf *b, const struct tly_question *q, int i, int k,
+				int as_key)
 {
-	if (json_is_string(v))
-		snprintf(buf, n, "%s", json_string_value(v));
-	else
-		snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+	const json_t *o;
+	enum tly_code rc;
+
+	if (q->type == TLY_Q_COMPARE && q->allow_tie && i == k - 1)
+		return tly_buf_addl(b, "\"tie\"");
+	if (q->type == TLY_Q_CHOICE) /* options are strings (schema.c) */
+		return (o = json_array_get(q->options, (size_t)i)) && json_is_string(o) ?
+			tly_buf_add_jstrn(b, json_string_value(o), json_string_length(o)) :
+			TLY_EINVALID;
+	if (as_key && (rc = tly_buf_addl(b, "\"")))
+		return rc;
+	if ((rc = tly_buf_addi(b, q->type == TLY_Q_RATING ? q->min + i : i)))
+		return rc;
+	return as_key ? tly_buf_addl(b, "\"") : TLY_OK;
 }
 
 static double user_accuracy(const struct store_stats *st)
@@ -109,81 +121,122 @@ static int collect_with_stats(void *arg, const struct store_response *r, const s
 	return collect(&c->rs, r);
 }
 
+/* One question's entry: {"label","confidence","votes":{label: count} in the
+ * order labels first appear,"method"[,"mean","spread" for a rating]}. */
+static enum tly_code question_text(struct tly_buf *b, const struct tly_question *q, int k,
+				   const uint32_t *labels, int n, int best, double conf)
+{
+	enum tly_code rc;
+
+	if ((rc = tly_buf_add_jstr(b, q->name)) || (rc = tly_buf_addl(b, ":{\"label\":")) ||
+	    (rc = label_text(b, q, best, k, 0)) || (rc = tly_buf_addl(b, ",\"confidence\":")) ||
+	    (rc = tly_buf_addd(b, conf)) || (rc = tly_buf_addl(b, ",\"votes\":{")))
+		return rc;
+	for (int i = 0, first = 1; i < n; i++) {
+		int seen = 0, count = 0;
+		for (int j = 0; j < i && !seen; j++)
+			seen = labels[j] == labels[i];
+		if (seen)
+			continue;
+		for (int j = i; j < n; j++)
+			count += labels[j] == labels[i];
+		if ((!first && (rc = tly_buf_addl(b, ","))) ||
+		    (rc = label_text(b, q, (int)labels[i], k, 1)) || (rc = tly_buf_addl(b, ":")) ||
+		    (rc = tly_buf_addi(b, count)))
+			return rc;
+		first = 0;
+	}
+	if ((rc = tly_buf_addl(b, "},\"method\":\"one_coin\"")))
+		return rc;
+	if (q->type == TLY_Q_RATING) {
+		/* a rating is also a number: its mean and spread (sample sd) */
+		double sum = 0, sq = 0, mean, sd;
+		for (int i = 0; i < n; i++)
+			sum += (double)(q->min + labels[i]);
+		mean = sum / n;
+		for (int i = 0; i < n; i++)
+			sq += ((double)(q->min + labels[i]) - mean) * ((double)(q->min + labels[i]) - mean);
+		sd = n > 1 ? sqrt(sq / (n - 1)) : 0.0;
+		if ((rc = tly_buf_addl(b, ",\"mean\":")) || (rc = tly_buf_addd(b, mean)) ||
+		    (rc = tly_buf_addl(b, ",\"spread\":")) || (rc = tly_buf_addd(b, sd)))
+			return rc;
+	}
+	return tly_buf_addl(b, "}");
+}
+
+/* A consensus entry is a few hundred bytes per question: this only stops a
+ * runaway schema (thousands of long labels) from growing a row without end. */
+#define CONSENSUS_CAP (1u << 20)
+
 enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p,
-				     const struct store_task *task, int *confident, char **text,
-				     struct tly_err *err)
+				     const struct store_task *task, const struct tly__answer *only,
+				     int *confident, char **text, struct tly_err *err)
 {
 	struct store *s = t->store;
 	const struct tly_schema *sc = p->schema;
 	struct answers_ctx ac;
 	struct resp_set *rs = &ac.rs;
+	struct tly_buf b;
 	double post[MAX_LABELS];
 	uint32_t labels[MAX_RESP];
-	json_t *data = NULL, *out = NULL;
+	json_t *data = NULL;
 	int all = 1, ncat = 0;
-	enum tly_code rc;
+	enum tly_code rc = TLY_OK;
 
 	*confident = 1;
 	*text = NULL;
+	tly_buf_init(&b, CONSENSUS_CAP);
 	rs->n = 0;
-	if ((rc = s->ops->response_list_stats(s, p->row.id, task->id, collect_with_stats, &ac, err)))
+	if (only) {
+		/* the task's first response, just written: no need to read it back */
+		rs->user[0] = only->stats->user_id;
+		rs->answers[0] = json_incref((json_t *)only->answers);
+		ac.acc[0] = user_accuracy(only->stats);
+		rs->n = 1;
+	} else if ((rc = s->ops->response_list_stats(s, p->row.id, task->id, collect_with_stats, &ac,
+						     err))) {
 		goto out;
+	}
 	/* only a compare question needs the task's data (its number of responses) */
 	for (int qi = 0; qi < sc->nquestions && !data; qi++)
 		if (sc->questions[qi].type == TLY_Q_COMPARE)
 			data = tly__parse_stored(task->data);
-	out = json_object();
 	for (int qi = 0; qi < sc->nquestions; qi++) {
 		const struct tly_question *q = &sc->questions[qi];
 		int k = tly_question_nlabels(sc, q, data), n = 0, best;
 		double qacc[MAX_RESP];
-		json_t *votes;
-		char key[300];
+		size_t mark = b.len;
 
 		if (k < 2 || k > MAX_LABELS)
 			continue;
-		votes = json_object();
 		for (int i = 0; i < rs->n; i++) {
 			int l = answer_label(q, json_object_get(rs->answers[i], q->name), k);
 			if (l < 0)
 				continue;
 			labels[n] = (uint32_t)l;
 			qacc[n++] = ac.acc[i];
-			json_t *lj = label_json(q, l, k);
-			label_key(lj, key, sizeof(key));
-			json_decref(lj);
-			json_object_set_new(votes, key,
-					    json_integer(json_integer_value(json_object_get(votes, key)) + 1));
 		}
-		if (n == 0) {
-			json_decref(votes);
+		if (n == 0)
+			continue;
+		best = (int)tly_onecoin_posterior((uint32_t)k, (size_t)n, labels, qacc, NULL, post);
+		if ((rc = ncat ? tly_buf_addl(&b, ",") : tly_buf_addl(&b, "{")) ||
+		    (rc = question_text(&b, q, k, labels, n, best, post[best]))) {
+			/* a label JSON cannot hold, or past the cap: no entry, as before */
+			tly_buf_cut(&b, mark);
+			rc = TLY_OK;
 			continue;
 		}
-		best = (int)tly_onecoin_posterior((uint32_t)k, (size_t)n, labels, qacc, NULL, post);
 		ncat++;
 		if (post[best] < sc->quality.confidence_target)
 			all = 0;
-		json_t *e = json_pack("{s:o,s:f,s:o,s:s}", "label", label_json(q, best, k),
-				      "confidence", post[best], "votes", votes, "method", "one_coin");
-		if (q->type == TLY_Q_RATING) {
-			/* a rating is also a number: its mean and spread (sample sd) */
-			double sum = 0, sq = 0, mean, sd;
-			for (int i = 0; i < n; i++)
-				sum += (double)(q->min + labels[i]);
-			mean = sum / n;
-			for (int i = 0; i < n; i++)
-				sq += ((double)(q->min + labels[i]) - mean) * ((double)(q->min + labels[i]) - mean);
-			sd = n > 1 ? sqrt(sq / (n - 1)) : 0.0;
-			json_object_set_new(e, "mean", json_real(mean));
-			json_object_set_new(e, "spread", json_real(sd));
-		}
-		json_object_set_new(out, q->name, e);
 	}
 	*confident = ncat ? all : 1;
-	if (ncat)
-		*text = json_dumps(out, JSON_COMPACT);
+	if (ncat && tly_buf_addl(&b, "}") == TLY_OK) {
+		*text = b.p;
+		tly_buf_init(&b, CONSENSUS_CAP);
+	}
 out:
-	json_decref(out);
+	tly_buf_free(&b);
 	json_decref(data);
 	resp_clear(rs);
 	return rc;

@@ -65,13 +65,19 @@ json_t *tly__task_json(struct tly *t, const struct store_task *row, int with_res
 enum tly_task_status tly__task_status(enum tly_task_status cur, int n_responses, int n_leases);
 
 /* scoring.c: called by queue.c inside its transaction */
-/* Computes a task's consensus from its stored responses: *text gets the
- * JSON to store (NULL when no categorical question was answered; free it);
+/* A task's first response, just written, and its annotator's counters. */
+struct tly__answer {
+	const json_t *answers;
+	const struct store_stats *stats;
+};
+/* Computes a task's consensus from its stored responses (from `only`
+ * instead, when not NULL: the task's one response): *text gets the JSON to
+ * store (NULL when no categorical question was answered; free it);
  * *confident is 1 when every categorical question reached the project's
  * target (or the project has no target or no categorical question). */
 enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p,
-				     const struct store_task *task, int *confident, char **text,
-				     struct tly_err *err);
+				     const struct store_task *task, const struct tly__answer *only,
+				     int *confident, char **text, struct tly_err *err);
 /* 1 when the answers match every known answer of the gold task, else 0. */
 int tly__gold_correct(const struct store_task *task, const json_t *answers);
 /* 1 (and a reason) when the annotator is paused on the project. */

@@ -1,5 +1,6 @@
 /* test_util.c — the hand-rolled formatters of util.c and buf.c against libc:
- * tly_time_fmt against gmtime_r + strftime, tly_buf_addi against snprintf. */
+ * tly_time_fmt against gmtime_r + strftime, tly_buf_addi against snprintf,
+ * tly_buf_addd and tly_buf_add_jstrn against jansson's dump. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,7 +8,10 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -116,6 +120,77 @@ static void test_addi_respects_cap(void **state)
 	tly_buf_free(&b);
 }
 
+/* The consensus is written as text now; it must read (and look) as the
+ * jansson dump it replaced. */
+static void check_real(struct tly_buf *b, double v)
+{
+	json_t *j = json_real(v);
+	char *want = json_dumps(j, JSON_ENCODE_ANY);
+
+	tly_buf_reset(b);
+	assert_int_equal(tly_buf_addd(b, v), TLY_OK);
+	assert_string_equal(b->p, want);
+	free(want);
+	json_decref(j);
+}
+
+static void test_addd_matches_jansson(void **state)
+{
+	static const double fixed[] = { 0.0, -0.0, 1.0, -1.0, 0.7, 0.49 / 0.535, 1.0 / 3, 2.5,
+					1e-5, 1e-300, 5e-324, 1e21, 1e22, 123456789012345678.0,
+					1.7976931348623157e308, -2.2250738585072014e-308 };
+	struct tly_buf b;
+	uint64_t x = 88172645463325252ULL;
+
+	(void)state;
+	tly_buf_init(&b, 64);
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		check_real(&b, fixed[i]);
+	for (int i = 0; i < 100000; i++) { /* random bit patterns, the finite ones */
+		double d;
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		memcpy(&d, &x, sizeof(d));
+		if (isfinite(d))
+			check_real(&b, d);
+		check_real(&b, (double)(x >> 11) / 9007199254740992.0); /* [0, 1): confidences */
+	}
+	/* JSON has no NaN or infinity: refused, nothing written */
+	tly_buf_reset(&b);
+	assert_int_equal(tly_buf_addd(&b, NAN), TLY_EINVALID);
+	assert_int_equal(tly_buf_addd(&b, -INFINITY), TLY_EINVALID);
+	assert_int_equal(b.len, 0);
+	tly_buf_free(&b);
+}
+
+static void test_add_jstrn_matches_jansson(void **state)
+{
+	static const char *const cases[] = { "", "plain", "q\"uote", "back\\slash", "a/b",
+					     "tab\tnl\ncr\r", "\b\f", "\x01\x1f\x7f", "né🌍",
+					     "nul\0inside" };
+	static const size_t lens[] = { 0, 5, 6, 10, 3, 12, 2, 3, 7, 11 };
+	struct tly_buf b;
+
+	(void)state;
+	tly_buf_init(&b, 64);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *j = json_stringn(cases[i], lens[i]);
+		char *want = json_dumps(j, JSON_ENCODE_ANY);
+		assert_non_null(want);
+		tly_buf_reset(&b);
+		assert_int_equal(tly_buf_add_jstrn(&b, cases[i], lens[i]), TLY_OK);
+		assert_string_equal(b.p, want);
+		free(want);
+		json_decref(j);
+	}
+	/* past the cap: nothing of the string stays */
+	tly_buf_free(&b);
+	tly_buf_init(&b, 8);
+	assert_int_equal(tly_buf_adds(&b, "ab"), TLY_OK);
+	assert_int_equal(tly_buf_add_jstrn(&b, "\n\n\n", 3), TLY_ETOOLARGE);
+	assert_string_equal(b.p, "ab");
+	tly_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -123,6 +198,8 @@ int main(void)
 		cmocka_unit_test(test_time_matches_libc),
 		cmocka_unit_test(test_addi_matches_printf),
 		cmocka_unit_test(test_addi_respects_cap),
+		cmocka_unit_test(test_addd_matches_jansson),
+		cmocka_unit_test(test_add_jstrn_matches_jansson),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
