@@ -383,7 +383,7 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 	if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_SUBMITTED, asg.expires_at, err)) != TLY_OK)
 		goto rollback;
 	if ((rc = s->ops->stats_bump(s, p.row.id, a->user_id, 1, task.is_gold ? 1 : 0,
-				     task.is_gold ? r.correct : 0, &st, err)) != TLY_OK)
+				     task.is_gold ? r.correct : 0, err)) != TLY_OK)
 		goto rollback;
 	task.n_responses++;
 	if (task.n_leases > 0)
@@ -392,7 +392,12 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 	if (!task.is_gold) {
 		/* adaptive redundancy: done at min_responses once the consensus is
 		 * confident enough (always, without a target), at max regardless */
+		/* the task's first response is its only one: no need to read it
+		 * back, only its annotator's counters (a key lookup) */
 		struct tly__answer first = { answers, &st };
+		if (task.n_responses == 1 &&
+		    (rc = s->ops->stats_get(s, p.row.id, a->user_id, &st, err)) != TLY_OK)
+			goto rollback;
 		if ((rc = tly__consensus_compute(t, &p, &task, task.n_responses == 1 ? &first : NULL,
 						 &confident, &consensus, err)) != TLY_OK)
 			goto rollback;

@@ -149,9 +149,8 @@ struct store_ops {
 	/* zeros (quality -1) when the annotator has no row yet */
 	enum tly_code (*stats_get)(struct store *s, int64_t project, int64_t user, struct store_stats *st, struct tly_err *err);
 	enum tly_code (*stats_put)(struct store *s, const struct store_stats *st, struct tly_err *err);
-	/* adds to an annotator's counters (making the row when needed); the row
-	 * as it now is goes to *after when that is not NULL */
-	enum tly_code (*stats_bump)(struct store *s, int64_t project, int64_t user, int answered, int gold_seen, int gold_correct, struct store_stats *after, struct tly_err *err);
+	/* adds to an annotator's counters (making the row when needed) */
+	enum tly_code (*stats_bump)(struct store *s, int64_t project, int64_t user, int answered, int gold_seen, int gold_correct, struct tly_err *err);
 	enum tly_code (*stats_list)(struct store *s, int64_t project, store_stats_cb cb, void *arg, struct tly_err *err);
 
 	/* TLY_ECONFLICT when (task, user) already has an assignment */

@@ -166,8 +166,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			 " gold_correct) VALUES(?1, ?2, ?3, ?4, ?5)"
 			 " ON CONFLICT(project_id, user_id) DO UPDATE SET answered=answered+excluded.answered,"
 			 " gold_seen=gold_seen+excluded.gold_seen,"
-			 " gold_correct=gold_correct+excluded.gold_correct"
-			 " RETURNING answered, gold_seen, gold_correct, coalesce(quality, -1)",
+			 " gold_correct=gold_correct+excluded.gold_correct",
 	[S_RESP_STATS] = "SELECT r.id, r.user_id, r.answers, coalesce(s.quality, -1),"
 			 " coalesce(s.gold_seen, 0), coalesce(s.gold_correct, 0), coalesce(s.answered, 0)"
 			 " FROM responses r LEFT JOIN annotator_stats s"
@@ -1012,28 +1011,16 @@ static enum tly_code sq_stats_list(struct store *s, int64_t project, store_stats
 }
 
 static enum tly_code sq_stats_bump(struct store *s, int64_t project, int64_t user, int answered,
-				   int gold_seen, int gold_correct, struct store_stats *after,
-				   struct tly_err *err)
+				   int gold_seen, int gold_correct, struct tly_err *err)
 {
 	sqlite3_stmt *st = get(s, S_STATS_BUMP);
-	enum tly_code rc;
 
 	sqlite3_bind_int64(st, 1, project);
 	sqlite3_bind_int64(st, 2, user);
 	sqlite3_bind_int(st, 3, answered);
 	sqlite3_bind_int(st, 4, gold_seen);
 	sqlite3_bind_int(st, 5, gold_correct);
-	/* RETURNING: the upsert is done by the first step, the row comes with it */
-	if ((rc = step_one(s, st, err, "annotator stats")) == TLY_OK && after) {
-		after->project_id = project;
-		after->user_id = user;
-		after->answered = sqlite3_column_int(st, 0);
-		after->gold_seen = sqlite3_column_int(st, 1);
-		after->gold_correct = sqlite3_column_int(st, 2);
-		after->quality = sqlite3_column_double(st, 3);
-	}
-	done(st);
-	return rc;
+	return exec(s, st, err, "annotator stats");
 }
 
 static enum tly_code sq_response_list_stats(struct store *s, int64_t project, int64_t task,
