@@ -638,7 +638,8 @@ static int match(const char *pattern, const char *path, const char *params[MAX_P
 	int np = 0;
 
 	while (*pattern && *path) {
-		if (strncmp(pattern, "{id}", 4) == 0) {
+		/* '{' only ever opens "{id}": one compare per character, not a strncmp */
+		if (*pattern == '{' && strncmp(pattern, "{id}", 4) == 0) {
 			size_t n = strcspn(path, "/");
 			if (n == 0 || n >= 64 || np == MAX_PARAMS)
 				return 0;
