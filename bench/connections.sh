@@ -6,8 +6,10 @@
 # the same connection count for the same time.
 #
 #   bench/connections.sh [CONNS] [SECONDS] [TASKS] [RATE]
-#       defaults: 1000 connections, 60 s, 500000 tasks (more than 1000
-#       annotators can label in 60 s here), 10 requests/s per connection
+#       defaults: 1000 connections, 60 s, 800000 tasks in each of two
+#       projects (one per run: more than 1000 annotators label in 60 s here;
+#       a run that empties its project is flagged, as its claims then answer
+#       204 at no cost), 10 requests/s per connection
 #
 # Two runs each: paced (every connection RATE requests/s, latency from when
 # each request was due, so queueing is not hidden) and flat out (every
@@ -25,7 +27,7 @@ set -euo pipefail
 
 CONNS=${1:-1000}
 SECS=${2:-60}
-TASKS=${3:-500000}
+TASKS=${3:-800000}
 RATE=${4:-10}
 [ "$CONNS" -ge 1 ] && [ "$CONNS" -le 4096 ] && [ "$TASKS" -ge "$CONNS" ] || die "usage: $0 [CONNS<=4096] [SECONDS] [TASKS]"
 
@@ -50,9 +52,12 @@ for i in $(seq 1 "$CONNS"); do
 done
 [ "$(wc -l <"$TMP/keys")" = "$CONNS" ] || die "made $(wc -l <"$TMP/keys") keys for $CONNS annotators"
 write_schema "$TMP/schema.json"
-PRJ=$("$TALLY" project create --org "$ORG" --schema "$TMP/schema.json")
 gen_tasks "$TASKS" "$TMP/tasks.jsonl"
-timeout 300 "$TALLY" import "$PRJ" "$TMP/tasks.jsonl" >/dev/null
+declare -A PRJ
+for tag in paced flat; do
+	PRJ[$tag]=$("$TALLY" project create --org "$ORG" --schema "$TMP/schema.json")
+	timeout 300 "$TALLY" import "${PRJ[$tag]}" "$TMP/tasks.jsonl" >/dev/null
+done
 rm -f "$TMP/tasks.jsonl"
 say "setup done in $(($(date +%s) - T0)) s"
 
@@ -65,7 +70,7 @@ run_tally() { # TAG RATE
 	say "claim+submit: $CONNS connections, $SECS s, rate ${rate}/s per connection (0 = flat out) (tally serve on 127.0.0.1:$PORT)"
 	NOFILE=$(awk '/^Max open files/ { print $4 }' "/proc/$SERVE/limits")
 	t0=$(cpu_ticks "$SERVE")
-	timeout $((SECS + 90)) "$LOADGEN" -p "$PORT" -c "$CONNS" -d "$SECS" --rate "$rate" --claim "$PRJ" --keys "$TMP/keys" \
+	timeout $((SECS + 90)) "$LOADGEN" -p "$PORT" -c "$CONNS" -d "$SECS" --rate "$rate" --claim "${PRJ[$tag]}" --keys "$TMP/keys" \
 		--answer '{"answers":{"label":"positive"},"duration_ms":1200}' >"$TMP/lg.$tag" 2>&1 || rc=$?
 	t1=$(cpu_ticks "$SERVE")
 	NFD=$(ls "/proc/$SERVE/fd" 2>/dev/null | wc -l)
@@ -94,6 +99,7 @@ run_tally paced "$RATE"
 CPU_P=$CPU
 run_tally flat 0
 NRESP=$(sqlite3 "$TALLY_DB" "SELECT count(*) FROM responses" 2>/dev/null || echo "?")
+
 NOVER=$(sqlite3 "$TALLY_DB" "SELECT count(*) FROM (SELECT task_id FROM responses GROUP BY task_id HAVING count(*) > 1)" 2>/dev/null || echo "?")
 run_hello hpaced "$RATE"
 run_hello hflat 0
@@ -117,7 +123,12 @@ for tag in paced flat; do
 		"$(field req_s "$H"), $(field get_p50_ms "$H") / $(field get_p99_ms "$H")" "$(pf "$worst" 50)"
 done
 echo
-echo "tasks labelled (flat-out run): $(field cycles "$(grep '^RESULT' "$TMP/lg.flat")"); responses stored in all: $NRESP; tasks with more than one response: $NOVER"
+for tag in paced flat; do
+	R=$(grep '^RESULT' "$TMP/lg.$tag")
+	echo "$tag run: $(field cycles "$R") tasks labelled in $(field secs "$R") s of its own project's $TASKS" \
+		"$([ "$(field done "$R")" = 0 ] || echo "  <-- RAN DRY: $(field done "$R") annotators got 204; raise TASKS")"
+done
+echo "responses stored in all: $NRESP; tasks with more than one response: $NOVER"
 echo "server: peak RSS $((RSS / 1024)) MiB, $NFD fds open at the end of the load, open-file limit $NOFILE, alive after the load: $ALIVE"
 echo "server log lines that look like errors: $SERVER_ERRS"
 cat "$TMP"/serve.*.log | grep -iE 'error|too many|cannot|fail' | sort | uniq -c | sort -rn | head -n 5 | sed 's/^/  /' || true
