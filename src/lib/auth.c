@@ -218,21 +218,22 @@ enum tly_code tly_authenticate(struct tly *t, const char *key, struct tly_actor 
 	unsigned char hash[32];
 	size_t n = key ? strlen(key) : 0;
 	int64_t version;
-	int slot;
+	unsigned set, w;
 	enum tly_code rc;
 
 	memset(a, 0, sizeof(*a));
 	if (n < strlen(KEY_PREFIX) + 8 || n >= TLY_KEY_MAX || strncmp(key, KEY_PREFIX, 4) != 0)
 		return tly_err_set(err, TLY_EUNAUTH, "", "malformed API key");
 	key_hash(key, hash);
-	slot = hash[0] % TLY__KEY_SLOTS;
+	set = (hash[0] | (unsigned)hash[1] << 8) % TLY__KEY_SETS;
 	if (t->store->ops->data_version(t->store, &version, NULL) != TLY_OK)
 		version = -1;
-	if (version >= 0 && t->keys[slot].used && t->keys[slot].version == version &&
-	    sodium_memcmp(t->keys[slot].hash, hash, sizeof(hash)) == 0) {
-		*a = t->keys[slot].a;
-		return TLY_OK;
-	}
+	for (w = 0; version >= 0 && w < TLY__KEY_WAYS; w++)
+		if (t->keys[set].way[w].used && t->keys[set].way[w].version == version &&
+		    sodium_memcmp(t->keys[set].way[w].hash, hash, sizeof(hash)) == 0) {
+			*a = t->keys[set].way[w].a;
+			return TLY_OK;
+		}
 	rc = t->store->ops->key_lookup(t->store, hash, sizeof(hash), &k, err);
 	if (rc == TLY_ENOTFOUND || (rc == TLY_OK && (k.revoked || k.role == TLY_ROLE_NONE)))
 		return tly_err_set(err, TLY_EUNAUTH, "", "unknown or revoked API key");
@@ -243,10 +244,16 @@ enum tly_code tly_authenticate(struct tly *t, const char *key, struct tly_actor 
 	a->key_id = k.id;
 	a->role = k.role;
 	if (version >= 0) {
-		memcpy(t->keys[slot].hash, hash, sizeof(hash));
-		t->keys[slot].a = *a;
-		t->keys[slot].version = version;
-		t->keys[slot].used = 1;
+		/* an empty or outdated way first, else the next in turn */
+		for (w = 0; w < TLY__KEY_WAYS; w++)
+			if (!t->keys[set].way[w].used || t->keys[set].way[w].version != version)
+				break;
+		if (w == TLY__KEY_WAYS)
+			w = t->keys[set].next++ % TLY__KEY_WAYS;
+		memcpy(t->keys[set].way[w].hash, hash, sizeof(hash));
+		t->keys[set].way[w].a = *a;
+		t->keys[set].way[w].version = version;
+		t->keys[set].way[w].used = 1;
 	}
 	return TLY_OK;
 }

@@ -393,6 +393,33 @@ static void test_authenticate(void **state)
 	assert_int_equal(a.role, TLY_ROLE_OWNER);
 }
 
+/* More keys than the key cache holds (1,024 in 4-way sets): each still
+ * authenticates as its own user, again and again, and revoking one of them
+ * in the middle of a full cache refuses that one only. */
+#define MANY_KEYS 1200
+
+static void test_key_cache_many(void **state)
+{
+	struct world *w = *state;
+	static char key[MANY_KEYS][TLY_KEY_MAX], kid[MANY_KEYS][32];
+	struct tly_actor a;
+
+	for (int i = 0; i < MANY_KEYS; i++)
+		OK(tly_key_create(w->t, i % 2 ? "ann@acme.test" : "mgr@acme.test", NULL, key[i], kid[i],
+				  &w->err));
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < MANY_KEYS; i++) {
+			OK(tly_authenticate(w->t, key[i], &a, &w->err));
+			assert_int_equal(a.user_id, i % 2 ? w->ann_a.a.user_id : w->mgr_a.a.user_id);
+			assert_int_equal(a.role, i % 2 ? TLY_ROLE_ANNOTATOR : TLY_ROLE_MANAGER);
+		}
+	OK(tly_key_revoke(w->t, kid[600], &w->err));
+	for (int i = 0; i < MANY_KEYS; i++) {
+		enum tly_code rc = tly_authenticate(w->t, key[i], &a, &w->err);
+		assert_int_equal(rc, i == 600 ? TLY_EUNAUTH : TLY_OK);
+	}
+}
+
 static void test_key_revoke(void **state)
 {
 	struct world *w = *state;
@@ -1375,6 +1402,7 @@ int main(void)
 		T(test_open_missing_without_create),
 		T(test_authenticate),
 		T(test_key_revoke),
+		T(test_key_cache_many),
 		T(test_user_add_rules),
 		T(test_key_hash_stored),
 		T(test_project_create_and_list),
