@@ -164,20 +164,23 @@ static void test_addd_matches_jansson(void **state)
 
 static void test_add_jstrn_matches_jansson(void **state)
 {
-	static const char *const cases[] = { "", "plain", "q\"uote", "back\\slash", "a/b",
-					     "tab\tnl\ncr\r", "\b\f", "\x01\x1f\x7f", "né🌍",
-					     "nul\0inside" };
-	static const size_t lens[] = { 0, 5, 6, 10, 3, 12, 2, 3, 7, 11 };
+#define CASE(lit) { "" lit, sizeof(lit) - 1 }
+	static const struct { const char *s; size_t n; } cases[] = {
+		CASE(""), CASE("plain"), CASE("q\"uote"), CASE("back\\slash"), CASE("a/b"),
+		CASE("tab\tnl\ncr\r"), CASE("\b\f"), CASE("\x01\x1f\x7f"), CASE("né🌍"),
+		CASE("nul\0inside"),
+	};
+#undef CASE
 	struct tly_buf b;
 
 	(void)state;
 	tly_buf_init(&b, 64);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		json_t *j = json_stringn(cases[i], lens[i]);
+		json_t *j = json_stringn(cases[i].s, cases[i].n);
 		char *want = json_dumps(j, JSON_ENCODE_ANY);
 		assert_non_null(want);
 		tly_buf_reset(&b);
-		assert_int_equal(tly_buf_add_jstrn(&b, cases[i], lens[i]), TLY_OK);
+		assert_int_equal(tly_buf_add_jstrn(&b, cases[i].s, cases[i].n), TLY_OK);
 		assert_string_equal(b.p, want);
 		free(want);
 		json_decref(j);
