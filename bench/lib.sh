@@ -81,9 +81,14 @@ bg_stop() {
 
 # a loopback port nobody listens on (checked, not reserved: bind may still race)
 free_port() {
-	local p
+	# below the kernel's ephemeral range: a port a client socket got from
+	# connect() (a thousand of them in connections.sh) cannot be bound even
+	# with SO_REUSEADDR, and "nobody listens there" does not show it
+	local p lo
+	lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	[ "$lo" -gt 12000 ] 2>/dev/null || lo=32768
 	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
@@ -108,12 +113,17 @@ wait_http() {
 # serve_start LOG [ARGS…] — `tally serve` on a free loopback port with ARGS;
 # sets PORT and SERVE once it answers, dies with its log if it does not
 serve_start() {
-	local log=$1
+	local log=$1 try
 	shift
-	PORT=$(free_port)
-	bg_start "$log" "$TALLY" serve --listen "127.0.0.1:$PORT" "$@"
-	SERVE=$BG_PID
-	wait_http "$SERVE" "$PORT" /api/v1/openapi.json || { cat "$log" >&2; die "tally serve did not start"; }
+	for try in 1 2 3; do # another process may take the port between the check and the bind
+		PORT=$(free_port)
+		bg_start "$log" "$TALLY" serve --listen "127.0.0.1:$PORT" "$@"
+		SERVE=$BG_PID
+		wait_http "$SERVE" "$PORT" /api/v1/openapi.json && return 0
+		grep -q 'cannot listen' "$log" 2>/dev/null && [ "$try" -lt 3 ] && continue
+		cat "$log" >&2
+		die "tally serve did not start"
+	done
 }
 
 # cpu_ticks PID — user+system clock ticks the process used so far

@@ -18,14 +18,15 @@
 # claim p99 and max beside the same run without the dashboard.
 #
 #   bench/scale.sh [BIG] [SECONDS] [REPS] [CONCURRENCIES]
-#       defaults: 10000000 tasks, 2 s per run, 3 repetitions, "8 64"
+#       defaults: 10000000 tasks, 1 s per run, 3 repetitions, "8 64"
 #   REFIT_EVERY=N  (diagnosis) sets the project's quality.refit_every to N
 #       (10-10000000; default: the server's, 500 answers): with 10000000 no
 #       background refit runs during the load.
 #
-# Why 2-s runs: the small queue holds 10,000 tasks and claim+submit uses up
-# 1,500-3,500 tasks/s here, so a longer run would empty it and measure a
-# different queue. Each small run starts from a fresh copy of the 10,000-task
+# Why 1-s runs: the small queue holds 10,000 tasks and claim+submit uses up
+# 2,500-8,500 tasks/s here, so a longer run would empty it and measure a
+# different queue (2-s runs did, at 64 annotators, once the loop got faster;
+# the report flags a small run that ran dry). Each small run starts from a fresh copy of the 10,000-task
 # database; the big one loses at most a few 10,000 of its 10,000,000 over all
 # runs. p99 is the median over REPS runs (each run's p99 is printed too).
 #
@@ -43,7 +44,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 BIG=${1:-10000000}
-SECS=${2:-2}
+SECS=${2:-1}
 REPS=${3:-3}
 CONCS=${4:-8 64}
 SMALL=10000
@@ -282,7 +283,8 @@ for c in $CONCS; do
 	for db in small big; do
 		echo "  $db, $c annotators: claim p99 [${RUN_P99[$db.$c]# }] submit p99 [${RUN_SP99[$db.$c]# }] cycles/s [${RUN_CYC[$db.$c]# }] errors ${RUN_ERR[$db.$c]}"
 	done
-	echo "  small, $c annotators: queued tasks left after each run [${RUN_LEFT[small.$c]# }] of $SMALL"
+	echo "  small, $c annotators: queued tasks left after each run [${RUN_LEFT[small.$c]# }] of $SMALL" \
+		"$(case " ${RUN_LEFT[small.$c]} " in *" 0 "*) echo "<-- RAN DRY: its p99 is of an emptied queue; use shorter runs";; esac)"
 	echo "  hello-world, $c connections: p50 ${H_P50[$c]} ms, p99 ${H_P99[$c]} ms"
 done
 echo "ready ms per start: big [${READY_LIST[big]# }] small [${READY_LIST[small]# }] hello-world [${H_READY[*]}]"
