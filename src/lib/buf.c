@@ -52,7 +52,7 @@ static enum tly_code grow(struct tly_buf *b, size_t need)
 	return TLY_OK;
 }
 
-enum tly_code tly_buf_add(struct tly_buf *b, const void *p, size_t n)
+enum tly_code tly__buf_add_grow(struct tly_buf *b, const void *p, size_t n)
 {
 	if (grow(b, b->len + n) != TLY_OK)
 		return TLY_ETOOLARGE;

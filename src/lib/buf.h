@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "err.h"
 
@@ -18,7 +19,19 @@ void tly_buf_free(struct tly_buf *b);
 void tly_buf_reset(struct tly_buf *b);  /* empties, keeps the memory */
 /* Drops what was appended past len (a partial line, a reply cut short). */
 void tly_buf_cut(struct tly_buf *b, size_t len);
-enum tly_code tly_buf_add(struct tly_buf *b, const void *p, size_t n);
+/* Appends n bytes. Inline: an export line or a reply is two dozen appends,
+ * and with the room already there (the usual case) each is a copy whose
+ * length the compiler often knows; only growing leaves the header. */
+enum tly_code tly__buf_add_grow(struct tly_buf *b, const void *p, size_t n);
+static inline enum tly_code tly_buf_add(struct tly_buf *b, const void *p, size_t n)
+{
+	if (n >= b->alloc - b->len) /* no room for n bytes and the NUL (alloc >= len + 1 once used) */
+		return tly__buf_add_grow(b, p, n);
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return TLY_OK;
+}
 enum tly_code tly_buf_adds(struct tly_buf *b, const char *s);
 /* Appends a string literal, its length known at compile time. */
 #define tly_buf_addl(b, lit) tly_buf_add((b), "" lit, sizeof(lit) - 1)
