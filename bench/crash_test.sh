@@ -22,6 +22,7 @@
 #     assignments; each response's assignment is "submitted" and matches it;
 #   - a task with max_responses responses is completed;
 #   - annotator_stats.answered = the annotator's responses in the project;
+#   - the project's status counters (project_counts) = its tasks by status;
 #   - the server never answered 5xx and every 201 named the claimed task.
 # Prints a summary; exits 1 on any violation (and keeps the temp dir). About
 # 45 s with the defaults on a 2-core VM; the kill loop stops at CRASH_DEADLINE
@@ -295,6 +296,12 @@ for p in A B; do
 		  WHERE t.project_id=$P GROUP BY 1, 2 HAVING count(*) > 1)" \
 		"SELECT r.task_id, r.user_id, count(*) FROM responses r JOIN tasks t ON t.id=r.task_id
 		  WHERE t.project_id=$P GROUP BY 1, 2 HAVING count(*) > 1 LIMIT 10"
+	check "project $p: status counts (project_counts) that differ from the tasks' statuses" \
+		"SELECT count(*) FROM (SELECT status, count(*) AS n FROM $T GROUP BY status) g
+		  FULL JOIN (SELECT status, n FROM project_counts WHERE project_id=$P AND n != 0) c
+		  ON c.status = g.status WHERE c.n IS NOT g.n" \
+		"SELECT status, count(*) AS rows, (SELECT n FROM project_counts c WHERE c.project_id=$P
+		  AND c.status=tasks.status) AS counted FROM $T GROUP BY status"
 	check "project $p: tasks whose n_responses differs from their responses rows" \
 		"SELECT count(*) FROM $T AND n_responses != (SELECT count(*) FROM responses r WHERE r.task_id=tasks.id)" \
 		"SELECT id, n_responses, (SELECT count(*) FROM responses r WHERE r.task_id=tasks.id) AS rows

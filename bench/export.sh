@@ -63,6 +63,9 @@ INSERT INTO assignments(id, task_id, project_id, user_id, status, created_at, ex
 INSERT INTO responses(task_id, assignment_id, user_id, answers, duration_ms, created_at, correct)
   SELECT task_id, id, user_id, '{"label":"positive"}', 1200, $ts, NULL FROM assignments ORDER BY id;
 UPDATE tasks SET status = 2, n_responses = 1, n_leases = 0, consensus = '$CONS'$SLOTS;
+-- rows written in SQL bypass tally's status counters: count them again
+DELETE FROM project_counts;
+INSERT INTO project_counts SELECT project_id, status, count(*) FROM tasks GROUP BY project_id, status;
 COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 EOF

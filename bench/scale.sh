@@ -119,6 +119,9 @@ INSERT INTO tasks(project_id, unique_id, priority, data, metadata, status, n_res
          '{"text":"Review ' || value || ': the delivery was on time and the product felt fine; would I buy it again? Maybe."}',
          NULL, 0, 0, 0, $(date +%s%3N), 0, NULL, NULL$EXTRA_VALS
   FROM generate_series($((SMALL + 1)), $BIG);
+-- rows written in SQL bypass tally's status counters: count them again
+DELETE FROM project_counts;
+INSERT INTO project_counts SELECT project_id, status, count(*) FROM tasks GROUP BY project_id, status;
 COMMIT;
 PRAGMA journal_mode=WAL;
 EOF

@@ -37,7 +37,7 @@ static enum tly_code drop_lease(struct store *s, int64_t task_id, struct tly_err
 		return rc;
 	if (row.n_leases > 0)
 		row.n_leases--;
-	rc = s->ops->task_update(s, row.id, tly__task_status(row.status, row.n_responses, row.n_leases),
+	rc = s->ops->task_update(s, &row, tly__task_status(row.status, row.n_responses, row.n_leases),
 				 row.n_responses, row.n_leases, NULL, err);
 	store_task_clear(&row);
 	return rc;
@@ -205,7 +205,7 @@ enum tly_code tly_claim_text(struct tly *t, const struct tly_actor *a, const cha
 	if ((rc = s->ops->asg_insert(s, &asg, &asg.id, err)) != TLY_OK)
 		goto rollback;
 	task.n_leases++;
-	rc = s->ops->task_update(s, task.id, tly__task_status(task.status, task.n_responses, task.n_leases),
+	rc = s->ops->task_update(s, &task, tly__task_status(task.status, task.n_responses, task.n_leases),
 				 task.n_responses, task.n_leases, NULL, err);
 	if (rc != TLY_OK)
 		goto rollback;
@@ -345,6 +345,7 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 	struct store_task task = { 0 };
 	struct store_response r = { 0 };
 	struct store_stats st;
+	enum tly_task_status status;
 	char *consensus = NULL;
 	const json_t *answers = json_object_get(body, "answers"), *dur;
 	json_t *data = NULL;
@@ -388,7 +389,7 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 	task.n_responses++;
 	if (task.n_leases > 0)
 		task.n_leases--;
-	task.status = tly__task_status(task.status, task.n_responses, task.n_leases);
+	status = tly__task_status(task.status, task.n_responses, task.n_leases);
 	if (!task.is_gold) {
 		/* adaptive redundancy: done at min_responses once the consensus is
 		 * confident enough (always, without a target), at max regardless */
@@ -403,15 +404,14 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 			goto rollback;
 		if (task.n_responses >= p.schema->max_responses ||
 		    (task.n_responses >= p.schema->min_responses && confident))
-			task.status = TLY_TASK_COMPLETED;
+			status = TLY_TASK_COMPLETED;
 		tly__note_answer(t, &p);
 	}
-	rc = s->ops->task_update(s, task.id, task.status, task.n_responses, task.n_leases, consensus,
-				 err);
+	rc = s->ops->task_update(s, &task, status, task.n_responses, task.n_leases, consensus, err);
 	if (rc != TLY_OK)
 		goto rollback;
 	if ((rc = s->ops->commit(s, err)) == TLY_OK)
-		rc = submit_text(t, &r, task.status, out);
+		rc = submit_text(t, &r, status, out);
 	goto out;
 rollback:
 	s->ops->rollback(s);

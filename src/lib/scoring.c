@@ -561,7 +561,7 @@ static enum tly_code apply_cb(void *arg, struct store_task *task, struct resp_se
 		f->updated++;
 		if (rc == TLY_OK && all && sc->quality.confidence_target > 0 &&
 		    task->status < TLY_TASK_COMPLETED && task->n_responses >= sc->min_responses) {
-			rc = s->ops->task_update(s, task->id, TLY_TASK_COMPLETED, task->n_responses,
+			rc = s->ops->task_update(s, task, TLY_TASK_COMPLETED, task->n_responses,
 						 task->n_leases, NULL, err);
 			f->completed++;
 		}

@@ -126,6 +126,7 @@ struct store_ops {
 	enum tly_code (*project_insert)(struct store *s, const struct store_project *p, int64_t *id, struct tly_err *err);
 	enum tly_code (*project_get)(struct store *s, int64_t id, struct store_project *p, struct tly_err *err);
 	enum tly_code (*project_list)(struct store *s, int64_t org, store_project_cb cb, void *arg, struct tly_err *err);
+	/* tasks by status, kept as counters (not a scan): O(1) at any size */
 	enum tly_code (*project_counts)(struct store *s, int64_t project, int64_t counts[TLY_TASK_NSTATUS], struct tly_err *err);
 	/* gold tasks of the project, any status */
 	enum tly_code (*gold_count)(struct store *s, int64_t project, int64_t *n, struct tly_err *err);
@@ -136,7 +137,9 @@ struct store_ops {
 	/* tasks of a project with id > after, ordered by id; status < 0 for all */
 	enum tly_code (*task_list)(struct store *s, int64_t project, int status, int64_t after, int limit, store_task_cb cb, void *arg, struct tly_err *err);
 	/* consensus NULL keeps the stored one */
-	enum tly_code (*task_update)(struct store *s, int64_t id, enum tly_task_status status, int n_responses, int n_leases, const char *consensus, struct tly_err *err);
+	/* `before` is the row as read (its id, project and status: the project's
+	 * counts move with the status); the rest are the new values */
+	enum tly_code (*task_update)(struct store *s, const struct store_task *before, enum tly_task_status status, int n_responses, int n_leases, const char *consensus, struct tly_err *err);
 	/* next open task of the project with n_responses + n_leases < max that
 	 * `user` was never assigned; highest priority, then lowest id; t is
 	 * filled like task_get's */

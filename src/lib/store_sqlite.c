@@ -73,6 +73,20 @@ static const char schema_sql[] =
 	"  PRIMARY KEY(project_id, user_id)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS responses_task ON responses(task_id, id);";
 
+/* A project's tasks by status, kept by the library's writes (see the count
+ * deltas below). A database made before the table existed gets it, and its
+ * counts, on the first open (one scan); the meta key says they are kept. */
+static const char counts_sql[] =
+	"CREATE TABLE IF NOT EXISTS project_counts(project_id INTEGER NOT NULL,"
+	"  status INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(project_id, status)) WITHOUT ROWID;";
+static const char recount_sql[] =
+	"BEGIN IMMEDIATE;"
+	"DELETE FROM project_counts;"
+	"INSERT INTO project_counts SELECT project_id, status, count(*) FROM tasks"
+	"  GROUP BY project_id, status;"
+	"INSERT INTO meta(key, value) VALUES('counts', 1) ON CONFLICT(key) DO UPDATE SET value=1;"
+	"COMMIT;";
+
 enum stmt {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_META_GET, S_META_SET, S_DATA_VERSION,
@@ -80,7 +94,7 @@ enum stmt {
 	S_USER_INSERT, S_USER_GET_ID, S_USER_GET_EMAIL,
 	S_MEMBER_SET, S_MEMBER_GET, S_MEMBER_ORGS,
 	S_KEY_INSERT, S_KEY_LOOKUP, S_KEY_REVOKE,
-	S_PROJECT_INSERT, S_PROJECT_GET, S_PROJECT_LIST, S_PROJECT_COUNTS, S_GOLD_COUNT,
+	S_PROJECT_INSERT, S_PROJECT_GET, S_PROJECT_LIST, S_PROJECT_COUNTS, S_COUNT_ADD, S_GOLD_COUNT,
 	S_TASK_INSERT, S_TASK_BY_UID, S_TASK_GET, S_TASK_LIST, S_TASK_LIST_STATUS,
 	S_TASK_UPDATE, S_TASK_NEXT, S_TASK_NEXT_GOLD, S_TASK_CONSENSUS,
 	S_STATS_GET, S_STATS_PUT, S_STATS_LIST, S_STATS_BUMP, S_RESP_STATS,
@@ -120,7 +134,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PROJECT_GET] = "SELECT id, org_id, name, schema, created_at FROM projects WHERE id=?1",
 	[S_PROJECT_LIST] = "SELECT id, org_id, name, schema, created_at FROM projects"
 			   " WHERE org_id=?1 ORDER BY id",
-	[S_PROJECT_COUNTS] = "SELECT status, count(*) FROM tasks WHERE project_id=?1 GROUP BY status",
+	[S_PROJECT_COUNTS] = "SELECT status, n FROM project_counts WHERE project_id=?1",
+	[S_COUNT_ADD] = "INSERT INTO project_counts(project_id, status, n) VALUES(?1, ?2, ?3)"
+			" ON CONFLICT(project_id, status) DO UPDATE SET n = n + excluded.n",
 	[S_GOLD_COUNT] = "SELECT count(*) FROM tasks INDEXED BY tasks_gold WHERE project_id=?1 AND is_gold = 1",
 	[S_TASK_INSERT] = "INSERT INTO tasks(project_id, unique_id, priority, data, metadata, status,"
 			  " created_at, is_gold, gold, slots) VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
@@ -193,6 +209,17 @@ static const char *const stmt_sql[S_COUNT] = {
 			" coalesce(correct, -1) FROM responses WHERE task_id=?1 ORDER BY id",
 };
 
+/* The changes to projects' status counts that the open transaction made,
+ * kept in memory and written once at its commit: a batch of claims and
+ * submits moves three counters of one project a few dozen times, and an
+ * UPDATE per move would cost more than the rest of a status change. */
+#define COUNT_SLOTS 8
+
+struct count_deltas {
+	int n;
+	struct { int64_t project; int64_t d[TLY_TASK_NSTATUS]; } p[COUNT_SLOTS];
+};
+
 struct sqlite_store {
 	struct store base;
 	sqlite3 *db;
@@ -201,6 +228,8 @@ struct sqlite_store {
 	/* per nesting level: no savepoint was set, and the change count then */
 	unsigned char unguarded[MAX_DEPTH];
 	int64_t changes[MAX_DEPTH];
+	struct count_deltas counts;            /* of the open transaction */
+	struct count_deltas saved[MAX_DEPTH];  /* as they were when each savepoint was set */
 	int doomed; /* an unguarded level rolled back after writing */
 	int64_t dv; /* PRAGMA data_version, valid for the open transaction */
 	int dv_valid;
@@ -273,6 +302,58 @@ static enum tly_code step_one(struct store *s, sqlite3_stmt *st, struct tly_err 
 	if (r == SQLITE_DONE)
 		return tly_err_set(err, TLY_ENOTFOUND, "", "%s not found", what);
 	return db_fail(s, err, what);
+}
+
+/* ---- status counts ------------------------------------------------------- */
+
+/* Writes the pending deltas into project_counts (inside the transaction). */
+static enum tly_code counts_flush(struct store *s, struct tly_err *err)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+	sqlite3_stmt *st = get(s, S_COUNT_ADD);
+	enum tly_code rc = TLY_OK;
+
+	for (int i = 0; i < q->counts.n && rc == TLY_OK; i++)
+		for (int k = 0; k < TLY_TASK_NSTATUS && rc == TLY_OK; k++) {
+			if (!q->counts.p[i].d[k])
+				continue;
+			sqlite3_bind_int64(st, 1, q->counts.p[i].project);
+			sqlite3_bind_int(st, 2, k);
+			sqlite3_bind_int64(st, 3, q->counts.p[i].d[k]);
+			rc = exec(s, st, err, "task counts");
+		}
+	if (rc == TLY_OK)
+		q->counts.n = 0;
+	return rc;
+}
+
+/* One task of `project` went from status `from` to `to` (from < 0: a new task). */
+static enum tly_code count_move(struct store *s, int64_t project, int from, int to,
+				struct tly_err *err)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+	int i;
+	enum tly_code rc;
+
+	if (from == to)
+		return TLY_OK;
+	for (i = 0; i < q->counts.n && q->counts.p[i].project != project; i++)
+		;
+	if (i == COUNT_SLOTS) { /* many projects in one transaction: write out, start over */
+		if ((rc = counts_flush(s, err)) != TLY_OK)
+			return rc;
+		i = 0;
+	}
+	if (i == q->counts.n) {
+		memset(&q->counts.p[i], 0, sizeof(q->counts.p[i]));
+		q->counts.p[i].project = project;
+		q->counts.n++;
+	}
+	if (from >= 0 && from < TLY_TASK_NSTATUS)
+		q->counts.p[i].d[from]--;
+	if (to >= 0 && to < TLY_TASK_NSTATUS)
+		q->counts.p[i].d[to]++;
+	return TLY_OK;
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -417,8 +498,11 @@ static enum tly_code sq_begin(struct store *s, struct tly_err *err)
 	if (q->depth >= MAX_DEPTH)
 		return tly_err_set(err, TLY_EINTERNAL, "", "transactions nested too deep");
 	if ((rc = exec(s, get(s, q->depth ? S_SAVEPOINT : S_BEGIN), err, "begin")) == TLY_OK) {
-		if (!q->depth)
+		if (!q->depth) {
 			q->doomed = q->dv_valid = 0;
+			q->counts.n = 0;
+		}
+		q->saved[q->depth] = q->counts; /* a rollback to this savepoint restores them */
 		q->unguarded[q->depth++] = 0;
 	}
 	return rc;
@@ -449,15 +533,19 @@ static enum tly_code sq_commit(struct store *s, struct tly_err *err)
 		exec(s, get(s, S_ROLLBACK), NULL, "rollback");
 		q->depth = 0;
 		q->doomed = 0;
+		q->counts.n = 0;
 		return tly_err_set(err, TLY_EINTERNAL, "",
 				   "an operation failed after it began writing: the transaction was rolled back");
 	}
-	rc = exec(s, get(s, q->depth > 1 ? S_RELEASE : S_COMMIT), err, "commit");
+	rc = q->depth == 1 ? counts_flush(s, err) : TLY_OK;
+	if (rc == TLY_OK)
+		rc = exec(s, get(s, q->depth > 1 ? S_RELEASE : S_COMMIT), err, "commit");
 	if (rc == TLY_OK)
 		q->depth--;
 	else if (q->depth == 1) {
 		exec(s, get(s, S_ROLLBACK), NULL, "rollback");
 		q->depth = 0;
+		q->counts.n = 0;
 	}
 	return rc;
 }
@@ -473,9 +561,12 @@ static void sq_rollback(struct store *s)
 	} else if (q->depth > 1) {
 		exec(s, get(s, S_ROLLBACK_TO), NULL, "rollback");
 		exec(s, get(s, S_RELEASE), NULL, "rollback");
+		/* counts flushed since (a full table) were undone with the rest */
+		q->counts = q->saved[q->depth - 1];
 	} else if (q->depth == 1) {
 		exec(s, get(s, S_ROLLBACK), NULL, "rollback");
 		q->doomed = 0;
+		q->counts.n = 0;
 	}
 	if (q->depth > 0)
 		q->depth--;
@@ -797,6 +888,7 @@ static enum tly_code sq_gold_count(struct store *s, int64_t project, int64_t *n,
 static enum tly_code sq_project_counts(struct store *s, int64_t project,
 				       int64_t counts[TLY_TASK_NSTATUS], struct tly_err *err)
 {
+	struct sqlite_store *q = (struct sqlite_store *)s;
 	sqlite3_stmt *st = get(s, S_PROJECT_COUNTS);
 	int r;
 
@@ -808,6 +900,11 @@ static enum tly_code sq_project_counts(struct store *s, int64_t project,
 			counts[status] = sqlite3_column_int64(st, 1);
 	}
 	done(st);
+	/* and what this connection's open transaction moved, not yet written */
+	for (int i = 0; i < q->counts.n && q->depth; i++)
+		if (q->counts.p[i].project == project)
+			for (int k = 0; k < TLY_TASK_NSTATUS; k++)
+				counts[k] += q->counts.p[i].d[k];
 	return r == SQLITE_DONE ? TLY_OK : db_fail(s, err, "task counts");
 }
 
@@ -829,6 +926,8 @@ static enum tly_code sq_task_insert(struct store *s, const struct store_task *t,
 	bind_text_or_null(st, 8, t->gold);
 	sqlite3_bind_int(st, 9, t->slots > 0 ? t->slots : 1);
 	rc = insert_id(s, st, id, err, "task");
+	if (rc == TLY_OK)
+		rc = count_move(s, t->project_id, -1, TLY_TASK_QUEUED, err);
 	if (rc == TLY_ECONFLICT && t->unique_id) {
 		st = get(s, S_TASK_BY_UID);
 		sqlite3_bind_int64(st, 1, t->project_id);
@@ -891,18 +990,21 @@ static enum tly_code sq_task_list(struct store *s, int64_t project, int status, 
 	return (r == SQLITE_ROW || r == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "tasks");
 }
 
-static enum tly_code sq_task_update(struct store *s, int64_t id, enum tly_task_status status,
-				    int n_responses, int n_leases, const char *consensus,
-				    struct tly_err *err)
+static enum tly_code sq_task_update(struct store *s, const struct store_task *before,
+				    enum tly_task_status status, int n_responses, int n_leases,
+				    const char *consensus, struct tly_err *err)
 {
 	sqlite3_stmt *st = get(s, S_TASK_UPDATE);
+	enum tly_code rc;
 
-	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 1, before->id);
 	sqlite3_bind_int(st, 2, (int)status);
 	sqlite3_bind_int(st, 3, n_responses);
 	sqlite3_bind_int(st, 4, n_leases);
 	bind_text_or_null(st, 5, consensus);
-	return exec(s, st, err, "task");
+	if ((rc = exec(s, st, err, "task")) == TLY_OK && sqlite3_changes(DB(s)) == 1)
+		rc = count_move(s, before->project_id, (int)before->status, (int)status, err);
+	return rc;
 }
 
 static enum tly_code sq_task_next(struct store *s, int64_t project, int64_t user, int max,
@@ -1327,6 +1429,41 @@ static void configure_once(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+static int meta_seen(void *arg, int n, char **v, char **names)
+{
+	(void)n, (void)v, (void)names;
+	*(int *)arg = 1;
+	return 0;
+}
+
+/* The counts table, and its counts when this database has not kept them yet
+ * (made by an older tally, or before a bulk load in SQL that cleared the
+ * key): one scan, at that first open only. */
+static enum tly_code counts_ready(struct sqlite_store *q, struct tly_err *err)
+{
+	char *msg = NULL;
+	int kept = 0, has_meta = 0;
+
+	if (sqlite3_exec(q->db, "SELECT 1 FROM sqlite_schema WHERE name='meta'", meta_seen, &has_meta,
+			 &msg) != SQLITE_OK || !has_meta ||
+	    sqlite3_exec(q->db, "SELECT 1 FROM meta WHERE key='counts'", meta_seen, &kept, &msg) !=
+		    SQLITE_OK)
+		goto out; /* not a tally database: preparing the statements says so */
+	if (kept)
+		return TLY_OK;
+	if (sqlite3_exec(q->db, counts_sql, NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(q->db, recount_sql, NULL, NULL, &msg) != SQLITE_OK) {
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		tly_err_set(err, TLY_EINTERNAL, "", "%s: counting tasks by status: %s", q->path,
+			    msg ? msg : "sql error");
+		sqlite3_free(msg);
+		return TLY_EINTERNAL;
+	}
+out:
+	sqlite3_free(msg);
+	return TLY_OK;
+}
+
 enum tly_code store_sqlite_open(const char *path, int create, struct store **out,
 				struct tly_err *err)
 {
@@ -1354,6 +1491,8 @@ enum tly_code store_sqlite_open(const char *path, int create, struct store **out
 		goto exec_fail;
 	if (create && sqlite3_exec(q->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK)
 		goto exec_fail;
+	if ((rc = counts_ready(q, err)) != TLY_OK)
+		goto fail;
 	for (int i = 0; i < S_COUNT; i++)
 		if (sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
 				       NULL) != SQLITE_OK) {

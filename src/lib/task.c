@@ -284,7 +284,7 @@ enum tly_code tly_task_cancel(struct tly *t, const struct tly_actor *a, const ch
 		rc = tly_err_set(err, TLY_ECONFLICT, "", "task_closed: the task is completed");
 		goto fail_row;
 	}
-	rc = s->ops->task_update(s, row.id, TLY_TASK_CANCELED, row.n_responses, row.n_leases, NULL, err);
+	rc = s->ops->task_update(s, &row, TLY_TASK_CANCELED, row.n_responses, row.n_leases, NULL, err);
 	if (rc != TLY_OK)
 		goto fail_row;
 	if ((rc = s->ops->commit(s, err)) != TLY_OK)

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "tally.h"
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -987,6 +989,97 @@ static void test_simulation(void **state)
 	json_decref(ids);
 }
 
+/* The project's counts, as GET /projects/{id} shows them, against a count
+ * of its rows in SQL on a connection of its own. */
+static void check_counts(struct world *w, const char *prj, int64_t project_row)
+{
+	static const char *const names[] = { "queued", "in_progress", "completed", "canceled" };
+	int64_t want[4] = { 0 };
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	json_t *p = NULL, *c;
+
+	assert_int_equal(sqlite3_open_v2(w->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT status, count(*) FROM tasks WHERE project_id=?1"
+					    " GROUP BY status", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, project_row);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		want[sqlite3_column_int(st, 0)] = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	OK(tly_project_get(w->t, &w->owner.a, prj, &p, &w->err));
+	c = json_object_get(p, "counts");
+	for (int i = 0; i < 4; i++)
+		if (json_integer_value(json_object_get(c, names[i])) != want[i])
+			fail_msg("counts.%s = %lld, the tasks table has %lld", names[i],
+				 (long long)json_integer_value(json_object_get(c, names[i])),
+				 (long long)want[i]);
+	json_decref(p);
+}
+
+static int64_t newest_project_row(struct world *w)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t id = 0;
+
+	assert_int_equal(sqlite3_open_v2(w->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(id) FROM projects", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return id;
+}
+
+/* Status counts are counters kept with every status change (not a scan):
+ * after adds, a refused batch, claims, submits, a release, an expiry, a
+ * cancel and tasks added by another connection, they equal the rows. */
+static void test_counts_match_tasks(void **state)
+{
+	struct world *w = *state;
+	char prj[32], other_prj[32];
+	json_t *ids, *c[6], *o = NULL, *bad;
+	struct tly *t2;
+	int64_t row;
+
+	make_project(w, 1, 1, 600, other_prj);
+	make_project(w, 1, 2, 1, prj); /* the newest: its row id is the largest */
+	row = newest_project_row(w);
+	ids = keep(w, add_n_tasks(w, prj, 12));
+	keep(w, add_n_tasks(w, other_prj, 5));
+	check_counts(w, prj, row);
+	/* a batch refused for its last task adds nothing, counts included */
+	bad = J("[{'data':{'text':'ok'}},{'data':{'text':'ok too'}},{'data':{'nope':1}}]");
+	EXPECT_RC(tly_tasks_add(w->t, &w->owner.a, prj, bad, &o, &w->err), TLY_EINVALID);
+	json_decref(bad);
+	check_counts(w, prj, row);
+	for (int i = 0; i < 6; i++)
+		c[i] = keep(w, claim(w, &w->ann[i], prj));
+	check_counts(w, prj, row);
+	for (int i = 0; i < 3; i++)
+		keep(w, submit(w, &w->ann[i], claim_asg(c[i])));
+	OK(tly_release(w->t, &w->ann[3].a, claim_asg(c[3]), &o, &w->err));
+	json_decref(o);
+	OK(tly_task_cancel(w->t, &w->owner.a, nth(ids, 11), &o, &w->err));
+	json_decref(o);
+	check_counts(w, prj, row);
+	/* leases of 1 s run out; the next claim expires them */
+	sleep(2);
+	keep(w, claim(w, &w->ann[6], prj));
+	check_counts(w, prj, row);
+	/* another connection (another process, as the CLI would be) adds tasks */
+	OK(tly_open(w->path, 0, &t2, &w->err));
+	{
+		json_t *more = J("[{'data':{'text':'x'}},{'data':{'text':'y'}}]"), *out = NULL;
+		OK(tly_tasks_add(t2, &w->owner.a, prj, more, &out, &w->err));
+		json_decref(more);
+		json_decref(out);
+	}
+	tly_close(t2);
+	check_counts(w, prj, row);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1009,6 +1102,7 @@ int main(void)
 		T(test_cancel_release_reclaim),
 		T(test_completion_at_min),
 		T(test_simulation),
+		T(test_counts_match_tasks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
