@@ -243,7 +243,7 @@ for mode in plain dash; do
 	bg_stop "$SERVE"
 	DASH[$mode]=$(grep '^RESULT' "$TMP/lg.dash.$mode")
 done
-GETS=$(awk '$1 == 200 { n++; s += $2; if ($2 > m) m = $2 } END { printf "%d answered 200, %.2f s on average, %.2f s at most", n, n ? s / n : 0, m }' "$TMP/dash.gets")
+GETS=$(awk '$1 == 200 { n++; s += $2; if ($2 > m) m = $2 } END { printf "%d answered 200, %.1f ms on average, %.1f ms at most", n, n ? 1000 * s / n : 0, 1000 * m }' "$TMP/dash.gets")
 BIG_LEFT=$(sqlite3 "$BIG_DB" "SELECT count(*) FROM tasks WHERE status = 0")
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
