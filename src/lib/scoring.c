@@ -432,14 +432,16 @@ static enum tly_code walk(struct tly *t, int64_t project, int write, int answere
 			}
 			/* a writing walk reads its batch inside its transaction: rows read
 			 * before it could be changed by the server's own commits, and
-			 * writing their counters back would undo those */
-			if (write && (rc = s->ops->begin(s, err)) != TLY_OK)
+			 * writing their counters back would undo those. A reading walk
+			 * reads a batch in one read transaction: one snapshot and one
+			 * file lock, not one per task (a lock and an fstat per task were
+			 * a fifth of a quality report) */
+			if ((rc = write ? s->ops->begin(s, err) : s->ops->begin_read(s, err)) != TLY_OK)
 				break;
 			if ((rc = s->ops->task_list(s, project, statuses[si], after,
 						    write ? WRITE_BATCH : WALK_BATCH, keep_row, &b, err)) ||
 			    b.n == 0) {
-				if (write)
-					s->ops->rollback(s);
+				s->ops->rollback(s);
 				break;
 			}
 			for (int i = 0; i < b.n && rc == TLY_OK; i++) {
@@ -450,12 +452,10 @@ static enum tly_code walk(struct tly *t, int64_t project, int write, int answere
 					rc = fn(arg, &b.rows[i], &rs, err);
 				resp_clear(&rs);
 			}
-			if (write) {
-				if (rc == TLY_OK)
-					rc = s->ops->commit(s, err);
-				else
-					s->ops->rollback(s);
-			}
+			if (rc == TLY_OK)
+				rc = s->ops->commit(s, err);
+			else
+				s->ops->rollback(s);
 			after = b.rows[b.n - 1].id;
 			for (int i = 0; i < b.n; i++)
 				store_task_clear(&b.rows[i]);

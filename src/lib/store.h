@@ -89,6 +89,10 @@ struct store_ops {
 	 * after a write then dooms the whole outer transaction, whose commit()
 	 * rolls everything back and fails. */
 	enum tly_code (*begin_unguarded)(struct store *s, struct tly_err *err);
+	/* A transaction that only reads (no write lock: writers go on), ended by
+	 * commit() or rollback(): one snapshot and one lock for many statements,
+	 * instead of one of each per statement. Nested, as begin_unguarded(). */
+	enum tly_code (*begin_read)(struct store *s, struct tly_err *err);
 
 	/* Deferred durability, for a server that acknowledges in groups: after
 	 * defer_sync(), commit() no longer waits for the disk; a commit counts as

@@ -88,7 +88,7 @@ static const char recount_sql[] =
 	"COMMIT;";
 
 enum stmt {
-	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
+	S_BEGIN, S_BEGIN_READ, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_META_GET, S_META_SET, S_DATA_VERSION,
 	S_ORG_INSERT, S_ORG_GET_ID, S_ORG_GET_NAME, S_ORG_LIST,
 	S_USER_INSERT, S_USER_GET_ID, S_USER_GET_EMAIL,
@@ -105,6 +105,7 @@ enum stmt {
 
 static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_BEGIN_READ] = "BEGIN",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_SAVEPOINT] = "SAVEPOINT nested",
@@ -518,6 +519,21 @@ static enum tly_code sq_begin_unguarded(struct store *s, struct tly_err *err)
 	q->changes[q->depth] = sqlite3_total_changes64(q->db);
 	q->depth++;
 	return TLY_OK;
+}
+
+static enum tly_code sq_begin_read(struct store *s, struct tly_err *err)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+	enum tly_code rc;
+
+	if (q->depth)
+		return sq_begin_unguarded(s, err);
+	if ((rc = exec(s, get(s, S_BEGIN_READ), err, "begin")) == TLY_OK) {
+		q->doomed = q->dv_valid = 0;
+		q->counts.n = 0;
+		q->unguarded[q->depth++] = 0;
+	}
+	return rc;
 }
 
 static enum tly_code sq_commit(struct store *s, struct tly_err *err)
@@ -1357,6 +1373,7 @@ static const struct store_ops sqlite_ops = {
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.begin_unguarded = sq_begin_unguarded,
+	.begin_read = sq_begin_read,
 	.defer_sync = sq_defer_sync,
 	.sync = sq_sync,
 	.checkpoint = sq_checkpoint,
