@@ -409,8 +409,9 @@ static int keep_row(void *arg, const struct store_task *row)
 
 /* Calls fn for every task of the project with its responses, in id order
  * within each status; `answered` skips queued tasks (they have no answers),
- * reading through the status index instead of the whole project. With
- * `write`, each batch of tasks runs in its own short transaction. */
+ * reading through the status index instead of the whole project. Each batch
+ * of tasks runs in its own short transaction: a write one with `write`, else
+ * a read one. */
 static enum tly_code walk(struct tly *t, int64_t project, int write, int answered, walk_fn fn,
 			  void *arg, struct tly_err *err)
 {
