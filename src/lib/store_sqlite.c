@@ -491,14 +491,16 @@ static enum tly_code sq_checkpoint(struct store *s, int *left, struct tly_err *e
 	return TLY_OK;
 }
 
-static enum tly_code sq_begin(struct store *s, struct tly_err *err)
+/* Opens a transaction with `outer` (BEGIN IMMEDIATE, or BEGIN to read), or
+ * inside one a savepoint. */
+static enum tly_code begin_with(struct store *s, enum stmt outer, struct tly_err *err)
 {
 	struct sqlite_store *q = (struct sqlite_store *)s;
 	enum tly_code rc;
 
 	if (q->depth >= MAX_DEPTH)
 		return tly_err_set(err, TLY_EINTERNAL, "", "transactions nested too deep");
-	if ((rc = exec(s, get(s, q->depth ? S_SAVEPOINT : S_BEGIN), err, "begin")) == TLY_OK) {
+	if ((rc = exec(s, get(s, q->depth ? S_SAVEPOINT : outer), err, "begin")) == TLY_OK) {
 		if (!q->depth) {
 			q->doomed = q->dv_valid = 0;
 			q->counts.n = 0;
@@ -507,6 +509,11 @@ static enum tly_code sq_begin(struct store *s, struct tly_err *err)
 		q->unguarded[q->depth++] = 0;
 	}
 	return rc;
+}
+
+static enum tly_code sq_begin(struct store *s, struct tly_err *err)
+{
+	return begin_with(s, S_BEGIN, err);
 }
 
 static enum tly_code sq_begin_unguarded(struct store *s, struct tly_err *err)
@@ -523,17 +530,8 @@ static enum tly_code sq_begin_unguarded(struct store *s, struct tly_err *err)
 
 static enum tly_code sq_begin_read(struct store *s, struct tly_err *err)
 {
-	struct sqlite_store *q = (struct sqlite_store *)s;
-	enum tly_code rc;
-
-	if (q->depth)
-		return sq_begin_unguarded(s, err);
-	if ((rc = exec(s, get(s, S_BEGIN_READ), err, "begin")) == TLY_OK) {
-		q->doomed = q->dv_valid = 0;
-		q->counts.n = 0;
-		q->unguarded[q->depth++] = 0;
-	}
-	return rc;
+	return ((struct sqlite_store *)s)->depth ? sq_begin_unguarded(s, err)
+						 : begin_with(s, S_BEGIN_READ, err);
 }
 
 static enum tly_code sq_commit(struct store *s, struct tly_err *err)
