@@ -111,8 +111,8 @@ struct job;
 
 /* A queue of jobs and the one thread that runs them: the executor's (every
  * write, in the open batch) and the reader's (every GET route, on its own
- * connection, one after another, so a slow read — a project's counts over
- * ten million tasks, a quality report — never holds up claims and submits). */
+ * connection, one after another, so a slow read — a quality report over
+ * ten million tasks, a long task listing — never holds up claims and submits). */
 struct jobq {
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -442,6 +442,21 @@ static void stream_ready(struct stream *st, int failed)
 	}
 }
 
+/* Hands the reply of a read (a GET's, an export chunk's) to the batch queue:
+ * every commit the read saw came before now, so it waits for the last batch
+ * committed (not the open one), and goes out at once when that is on disk. */
+static void reply_after_read(struct server *srv, struct pending *hdr)
+{
+	int durable;
+
+	pthread_mutex_lock(&srv->lock);
+	hdr->seq = batch_seen(srv->batch);
+	durable = batch_add(srv->batch, hdr);
+	pthread_mutex_unlock(&srv->lock);
+	if (durable)
+		batch_post(srv->batch, hdr);
+}
+
 static void *export_main(void *arg)
 {
 	struct server *srv = arg;
@@ -450,7 +465,7 @@ static void *export_main(void *arg)
 	for (;;) {
 		struct stream *st;
 		struct tly_err err;
-		int durable, stopping;
+		int stopping;
 
 		pthread_mutex_lock(&e->mu);
 		while (!e->head && !e->stop)
@@ -469,13 +484,7 @@ static void *export_main(void *arg)
 			fprintf(stderr, "tally: export failed: %s\n", err.message);
 			st->read_failed = st->done = 1;
 		}
-		/* every commit the read saw came before this */
-		pthread_mutex_lock(&srv->lock);
-		st->chunk.hdr.seq = batch_seen(srv->batch);
-		durable = batch_add(srv->batch, &st->chunk.hdr);
-		pthread_mutex_unlock(&srv->lock);
-		if (durable)
-			batch_post(srv->batch, &st->chunk.hdr);
+		reply_after_read(srv, &st->chunk.hdr);
 	}
 	return NULL;
 }
@@ -924,7 +933,6 @@ static void execute_read(struct server *srv, struct job *j)
 	struct tly_err err;
 	json_t *out = NULL;
 	enum tly_code rc;
-	int durable;
 
 	tly_err_clear(&err);
 	tly_buf_reset(&rd->text);
@@ -933,12 +941,7 @@ static void execute_read(struct server *srv, struct job *j)
 	rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
 	compose(j, rc, out, &err);
 	json_decref(out);
-	pthread_mutex_lock(&srv->lock);
-	rep->hdr.seq = batch_seen(srv->batch);
-	durable = batch_add(srv->batch, &rep->hdr); /* the job is its worker's from here on */
-	pthread_mutex_unlock(&srv->lock);
-	if (durable)
-		batch_post(srv->batch, &rep->hdr);
+	reply_after_read(srv, &rep->hdr); /* the job is its worker's from here on */
 	if (rd->text.alloc > TEXT_KEEP)
 		tly_buf_free(&rd->text);
 }
