@@ -140,6 +140,10 @@ struct store_ops {
 	enum tly_code (*task_get)(struct store *s, int64_t id, struct store_task *t, struct tly_err *err);
 	/* tasks of a project with id > after, ordered by id; status < 0 for all */
 	enum tly_code (*task_list)(struct store *s, int64_t project, int status, int64_t after, int limit, store_task_cb cb, void *arg, struct tly_err *err);
+	/* the id of the project's n-th task (any status) with id > after, by
+	 * id; 0 when it has fewer. Reads only an index: it cuts a walk into
+	 * ranges that several connections can read at once */
+	enum tly_code (*task_nth)(struct store *s, int64_t project, int64_t after, int n, int64_t *id, struct tly_err *err);
 	/* consensus NULL keeps the stored one */
 	/* `before` is the row as read (its id, project and status: the project's
 	 * counts move with the status); the rest are the new values */
@@ -173,8 +177,9 @@ struct store_ops {
 	enum tly_code (*response_list)(struct store *s, int64_t task, store_response_cb cb, void *arg, struct tly_err *err);
 	/* task_list, each task followed by its responses (by id) and then one
 	 * resp_cb(arg, NULL): one walk along each table instead of a lookup per
-	 * task. Either callback returning non-zero stops the walk. */
-	enum tly_code (*task_list_responses)(struct store *s, int64_t project, int status, int64_t after, int limit, store_task_cb task_cb, store_response_cb resp_cb, void *arg, struct tly_err *err);
+	 * task; only tasks with after < id <= upto. Either callback returning
+	 * non-zero stops the walk. */
+	enum tly_code (*task_list_responses)(struct store *s, int64_t project, int status, int64_t after, int64_t upto, int limit, store_task_cb task_cb, store_response_cb resp_cb, void *arg, struct tly_err *err);
 	/* a task's responses with their annotators' stats on the project, in one pass */
 	enum tly_code (*response_list_stats)(struct store *s, int64_t project, int64_t task, store_answer_cb cb, void *arg, struct tly_err *err);
 };

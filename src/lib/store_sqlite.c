@@ -95,7 +95,7 @@ enum stmt {
 	S_MEMBER_SET, S_MEMBER_GET, S_MEMBER_ORGS,
 	S_KEY_INSERT, S_KEY_LOOKUP, S_KEY_REVOKE,
 	S_PROJECT_INSERT, S_PROJECT_GET, S_PROJECT_LIST, S_PROJECT_COUNTS, S_COUNT_ADD, S_GOLD_COUNT,
-	S_TASK_INSERT, S_TASK_BY_UID, S_TASK_GET, S_TASK_LIST, S_TASK_LIST_STATUS,
+	S_TASK_INSERT, S_TASK_BY_UID, S_TASK_GET, S_TASK_LIST, S_TASK_LIST_STATUS, S_TASK_NTH,
 	S_TASK_UPDATE, S_TASK_NEXT, S_TASK_NEXT_GOLD, S_TASK_CONSENSUS,
 	S_STATS_GET, S_STATS_PUT, S_STATS_LIST, S_STATS_BUMP, S_RESP_STATS,
 	S_ASG_INSERT, S_ASG_GET, S_ASG_UPDATE, S_ASG_LIVE, S_ASG_EXPIRED,
@@ -147,11 +147,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_TASK_LIST] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
 			" n_responses, n_leases, created_at, is_gold, gold, consensus"
 			" FROM tasks INDEXED BY tasks_project"
-			" WHERE project_id=?1 AND id>?2 ORDER BY id LIMIT ?3",
+			" WHERE project_id=?1 AND id>?2 AND id<=?5 ORDER BY id LIMIT ?3",
+	/* OFFSET steps through index entries only (the rowid is in the index) */
+	[S_TASK_NTH] = "SELECT id FROM tasks INDEXED BY tasks_project"
+		       " WHERE project_id=?1 AND id>?2 ORDER BY id LIMIT 1 OFFSET ?3",
 	[S_TASK_LIST_STATUS] = "SELECT id, project_id, unique_id, priority, data, metadata, status,"
 			       " n_responses, n_leases, created_at, is_gold, gold, consensus"
 			       " FROM tasks INDEXED BY tasks_status"
-			       " WHERE project_id=?1 AND status=?4 AND id>?2 ORDER BY id LIMIT ?3",
+			       " WHERE project_id=?1 AND status=?4 AND id>?2 AND id<=?5 ORDER BY id LIMIT ?3",
 	/* slots moves by the change in responses + leases (right-hand sides read the old row) */
 	[S_TASK_UPDATE] = "UPDATE tasks SET status=?2, n_responses=?3, n_leases=?4,"
 			  " slots=slots + n_responses + n_leases - ?3 - ?4,"
@@ -995,11 +998,28 @@ static enum tly_code sq_task_list(struct store *s, int64_t project, int status, 
 	sqlite3_bind_int(st, 3, limit);
 	if (status >= 0)
 		sqlite3_bind_int(st, 4, status);
+	sqlite3_bind_int64(st, 5, INT64_MAX);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		task_row(st, &t, 0);
 		if (cb(arg, &t))
 			break;
 	}
+	done(st);
+	return (r == SQLITE_ROW || r == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "tasks");
+}
+
+static enum tly_code sq_task_nth(struct store *s, int64_t project, int64_t after, int n,
+				 int64_t *id, struct tly_err *err)
+{
+	sqlite3_stmt *st = get(s, S_TASK_NTH);
+	int r;
+
+	*id = 0;
+	sqlite3_bind_int64(st, 1, project);
+	sqlite3_bind_int64(st, 2, after);
+	sqlite3_bind_int(st, 3, n > 0 ? n - 1 : 0);
+	if ((r = sqlite3_step(st)) == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
 	done(st);
 	return (r == SQLITE_ROW || r == SQLITE_DONE) ? TLY_OK : db_fail(s, err, "tasks");
 }
@@ -1294,8 +1314,9 @@ static void response_row(sqlite3_stmt *st, struct store_response *r)
 #define RESP_STEPS 8
 
 static enum tly_code sq_task_list_responses(struct store *s, int64_t project, int status,
-					    int64_t after, int limit, store_task_cb task_cb,
-					    store_response_cb resp_cb, void *arg, struct tly_err *err)
+					    int64_t after, int64_t upto, int limit,
+					    store_task_cb task_cb, store_response_cb resp_cb, void *arg,
+					    struct tly_err *err)
 {
 	sqlite3_stmt *ts = get(s, status < 0 ? S_TASK_LIST : S_TASK_LIST_STATUS);
 	sqlite3_stmt *rs = get(s, S_RESP_FROM);
@@ -1308,6 +1329,7 @@ static enum tly_code sq_task_list_responses(struct store *s, int64_t project, in
 	sqlite3_bind_int(ts, 3, limit);
 	if (status >= 0)
 		sqlite3_bind_int(ts, 4, status);
+	sqlite3_bind_int64(ts, 5, upto);
 	while (!stop && (tr = sqlite3_step(ts)) == SQLITE_ROW) {
 		task_row(ts, &t, 0);
 		if (task_cb(arg, &t))
@@ -1398,6 +1420,7 @@ static const struct store_ops sqlite_ops = {
 	.task_insert = sq_task_insert,
 	.task_get = sq_task_get,
 	.task_list = sq_task_list,
+	.task_nth = sq_task_nth,
 	.task_update = sq_task_update,
 	.task_next = sq_task_next,
 	.task_next_gold = sq_task_next_gold,

@@ -115,6 +115,11 @@ enum tly_code tly_export_next(struct tly_export *x, struct tly_buf *buf, int max
 /* Reads the rest through t, another handle on the same database (a reader
  * thread's own connection); the checks were made when x was opened. */
 void tly_export_use(struct tly_export *x, struct tly *t);
+/* Reads with n connections at once (n - 1 helper threads, each opening its
+ * own on first need; 1 by default): the same lines in the same order, from
+ * up to n cores. Call before the first tly_export_next; max_tasks must then
+ * stay the same from call to call. */
+void tly_export_threads(struct tly_export *x, int n);
 void tly_export_free(struct tly_export *x);
 
 #endif

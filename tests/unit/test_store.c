@@ -215,9 +215,10 @@ static json_t *list_all(struct world *w, const struct tly_actor *a, const char *
 	return all;
 }
 
-/* Runs an export to the end; every line must be one JSON object. */
-static json_t *export_all(struct world *w, const struct tly_actor *a, const char *project,
-			  const char *status, int batch, int *calls)
+/* Runs an export to the end, reading with `threads` connections; every line
+ * must be one JSON object. */
+static json_t *export_all_n(struct world *w, const struct tly_actor *a, const char *project,
+			    const char *status, int batch, int threads, int *calls)
 {
 	struct tly_export *x = NULL;
 	struct tly_buf buf;
@@ -225,6 +226,7 @@ static json_t *export_all(struct world *w, const struct tly_actor *a, const char
 	int done = 0, n = 0;
 
 	OK(tly_export_open(w->t, a, project, "jsonl", status, &x, &w->err));
+	tly_export_threads(x, threads);
 	tly_buf_init(&buf, 1 << 22);
 	while (!done) {
 		tly_buf_reset(&buf);
@@ -251,6 +253,12 @@ static json_t *export_all(struct world *w, const struct tly_actor *a, const char
 	if (calls)
 		*calls = n;
 	return lines;
+}
+
+static json_t *export_all(struct world *w, const struct tly_actor *a, const char *project,
+			  const char *status, int batch, int *calls)
+{
+	return export_all_n(w, a, project, status, batch, 1, calls);
 }
 
 static long long count_of(struct world *w, const struct tly_actor *a, const char *project,
@@ -1321,6 +1329,163 @@ static void test_export_small_buffer(void **state)
 	json_decref(tasks);
 }
 
+/* Exports read by several connections at once (tly_export_threads): the
+ * same lines in the same order as one connection gives, whatever the batch
+ * size, the status filter or the number of threads; with another project's
+ * tasks in between, tasks of 0 to 3 responses, lines cut by a small buffer,
+ * a line over the cap in a helper's range, tasks added during the export, and
+ * an export dropped half-way. */
+static void test_export_threads(void **state)
+{
+	static const char schema3[] =
+		"{'name':'S3','fields':[{'name':'text','type':'text'}],"
+		" 'questions':[{'name':'sentiment','type':'choice','options':['positive','negative']}],"
+		" 'min_responses':3,'max_responses':3}";
+	static const char *const statuses[] = { NULL, "completed", "in_progress", "queued" };
+	static const int batches[] = { 1, 7, 100, 1000 };
+	static const int threads[] = { 2, 3, 8 };
+	struct world *w = *state;
+	const struct tly_actor *who[3] = { &w->ann_a.a, &w->rev_a.a, &w->mgr_a.a };
+	char pa[32], pb[32], pc[32];
+	struct tly_export *x = NULL;
+	struct tly_buf buf;
+	json_t *seq, *par;
+	int calls, done = 0, seen = 0;
+
+	make_project(w, &w->mgr_a.a, schema3, pa);
+	make_project(w, &w->mgr_a.a, schema3, pb);
+	for (int i = 0; i < 150; i++) { /* ids alternate between the projects */
+		char data[64];
+		snprintf(data, sizeof(data), "[{'data':{'text':'a%d'},'unique_id':'a-%d'}]", i, i);
+		json_decref(add_tasks(w, &w->mgr_a.a, pa, data));
+		json_decref(add_tasks(w, &w->mgr_a.a, pb, "[{'data':{'text':'b'}}]"));
+	}
+	for (int k = 0; k < 3; k++)
+		for (int i = 0; i < (k == 0 ? 30 : k == 1 ? 20 : 10); i++)
+			answer(w, who[k], pa, i % 2);
+
+	for (size_t s = 0; s < sizeof(statuses) / sizeof(*statuses); s++)
+		for (size_t b = 0; b < sizeof(batches) / sizeof(*batches); b++) {
+			seq = export_all(w, &w->rev_a.a, pa, statuses[s], batches[b], NULL);
+			if (!statuses[s])
+				assert_int_equal(json_array_size(seq), 150);
+			else /* each status has some of the tasks */
+				assert_true(json_array_size(seq) > 0 && json_array_size(seq) < 150);
+			for (size_t t = 0; t < sizeof(threads) / sizeof(*threads); t++) {
+				par = export_all_n(w, &w->rev_a.a, pa, statuses[s], batches[b],
+						   threads[t], &calls);
+				if (!json_equal(seq, par))
+					fail_msg("status %s, batch %d, %d threads: %zu lines, not the %zu"
+						 " of one thread (or not the same)",
+						 statuses[s] ? statuses[s] : "any", batches[b], threads[t],
+						 json_array_size(par), json_array_size(seq));
+				/* one range per call: 150 tasks in batches of 7 are 22 ranges */
+				if (!statuses[s] && batches[b] == 7)
+					assert_true(calls >= 22);
+				json_decref(par);
+			}
+			json_decref(seq);
+		}
+
+	/* a buffer of one or two lines: ranges are cut and go on in the caller;
+	 * in A every other id is B's, in C (one import) the ids follow on */
+	make_project(w, &w->mgr_a.a, schema3, pc);
+	json_decref(add_tasks(w, &w->mgr_a.a, pc, "[{'data':{'text':'c'}},{'data':{'text':'cc'}},"
+			      "{'data':{'text':'ccc'}},{'data':{'text':'cccc'}},{'data':{'text':'c5'}},"
+			      "{'data':{'text':'c6'}},{'data':{'text':'c7'}},{'data':{'text':'c8'}},"
+			      "{'data':{'text':'c9'}},{'data':{'text':'c10'}},{'data':{'text':'c11'}},"
+			      "{'data':{'text':'c12'}},{'data':{'text':'c13'}},{'data':{'text':'c14'}}]"));
+	for (int p = 0; p < 2; p++) {
+		const char *prj = p ? pc : pa;
+		seq = export_all(w, &w->rev_a.a, prj, NULL, 1000, NULL);
+		OK(tly_export_open(w->t, &w->rev_a.a, prj, "jsonl", NULL, &x, &w->err));
+		tly_export_threads(x, 2);
+		tly_buf_init(&buf, 800); /* a line is 150 to 520 bytes */
+		done = 0;
+		seen = 0;
+		while (!done) {
+			tly_buf_reset(&buf);
+			OK(tly_export_next(x, &buf, 10, &done, &w->err));
+			for (char *q = buf.p, *nl; q && (nl = strchr(q, '\n')); q = nl + 1) {
+				json_t *l = json_loadb(q, (size_t)(nl - q), 0, NULL);
+				assert_non_null(l);
+				assert_true(json_equal(l, json_array_get(seq, (size_t)seen)));
+				json_decref(l);
+				seen++;
+			}
+		}
+		assert_int_equal(seen, p ? 14 : 150);
+		tly_buf_free(&buf);
+		tly_export_free(x);
+		json_decref(seq);
+	}
+
+	/* a line over the cap in the second range (a helper's): its error comes back */
+	{
+		char big[2048], data[2200];
+		memset(big, 'x', sizeof(big) - 1);
+		big[sizeof(big) - 1] = 0;
+		snprintf(data, sizeof(data), "[{'data':{'text':'%s'}}]", big);
+		json_t *before = export_all(w, &w->rev_a.a, pb, NULL, 1000, NULL);
+		json_decref(add_tasks(w, &w->mgr_a.a, pb, data)); /* B's task 151 */
+		for (int i = 0; i < 20; i++)
+			json_decref(add_tasks(w, &w->mgr_a.a, pb, "[{'data':{'text':'b'}}]"));
+		OK(tly_export_open(w->t, &w->rev_a.a, pb, "jsonl", NULL, &x, &w->err));
+		tly_export_threads(x, 2);
+		tly_buf_init(&buf, 1024);
+		enum tly_code rc = TLY_OK;
+		int n = 0;
+		done = 0;
+		while (!done && rc == TLY_OK && n++ < 1000) {
+			tly_buf_reset(&buf);
+			rc = tly_export_next(x, &buf, 150, &done, &w->err);
+		}
+		/* range 0 is B's first 150 tasks (the caller's), range 1 starts with the big one */
+		assert_int_equal(rc, TLY_ETOOLARGE);
+		assert_int_equal(w->err.code, TLY_ETOOLARGE);
+		tly_buf_free(&buf);
+		tly_export_free(x);
+		json_decref(before);
+	}
+
+	/* tasks added while an export runs land in its last, open-ended range */
+	{
+		json_t *lines = json_array();
+		OK(tly_export_open(w->t, &w->rev_a.a, pa, "jsonl", NULL, &x, &w->err));
+		tly_export_threads(x, 2);
+		tly_buf_init(&buf, 1 << 22);
+		done = 0;
+		for (int call = 0; !done; call++) {
+			tly_buf_reset(&buf);
+			OK(tly_export_next(x, &buf, 40, &done, &w->err));
+			for (char *p = buf.p, *nl; p && (nl = strchr(p, '\n')); p = nl + 1)
+				json_array_append_new(lines, json_loadb(p, (size_t)(nl - p), 0, NULL));
+			if (call == 0)
+				for (int i = 0; i < 95; i++)
+					json_decref(add_tasks(w, &w->mgr_a.a, pa,
+							      "[{'data':{'text':'late'}}]"));
+			assert_true(call < 1000);
+		}
+		seq = export_all(w, &w->rev_a.a, pa, NULL, 1000, NULL);
+		assert_int_equal(json_array_size(seq), 245);
+		assert_true(json_equal(seq, lines));
+		json_decref(seq);
+		json_decref(lines);
+		tly_buf_free(&buf);
+		tly_export_free(x);
+	}
+
+	/* dropped after one batch: the helpers stop, nothing leaks or hangs */
+	OK(tly_export_open(w->t, &w->rev_a.a, pa, "jsonl", NULL, &x, &w->err));
+	tly_export_threads(x, 3);
+	tly_buf_init(&buf, 1 << 20);
+	OK(tly_export_next(x, &buf, 5, &done, &w->err));
+	assert_int_equal(done, 0);
+	assert_true(buf.len > 0);
+	tly_buf_free(&buf);
+	tly_export_free(x);
+}
+
 /* an export of an empty project has no lines */
 static void test_export_empty(void **state)
 {
@@ -1419,6 +1584,7 @@ int main(void)
 		T(test_export_small_buffer),
 		T(test_export_merge_matches_task_get),
 		T(test_export_empty),
+		T(test_export_threads),
 		T(test_import_rollback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
