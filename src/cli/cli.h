@@ -20,6 +20,11 @@ int cli_fail(const struct tly_err *err);
 /* Finds "--name VALUE" in argv (removing nothing); NULL when absent. */
 const char *cli_opt(int argc, char **argv, const char *name);
 int cli_flag(int argc, char **argv, const char *name);
+/* "--name N" as a whole number from lo to hi into *out (dflt when absent);
+ * -1, after saying why on stderr, when it is not one. */
+int cli_int_opt(int argc, char **argv, const char *name, long lo, long hi, long dflt, long *out);
+/* Cores online, for the default number of threads of a parallel read. */
+int cli_cpus(void);
 /* The n-th argument that is not an option or an option's value. */
 const char *cli_arg(int argc, char **argv, int n, const char *const *valued);
 

@@ -13,6 +13,7 @@
 
 static const char *const valued[] = { "--org", "--email", "--role", "--user", "--schema",
 				      "--format", "--status", "--listen", "--max-body", "--threads",
+				      "--export-threads",
 				      NULL };
 
 static int usage_fail(const char *msg)
@@ -180,9 +181,9 @@ int cmd_project(struct cli *c, int argc, char **argv)
 
 int cmd_serve(struct cli *c, int argc, char **argv)
 {
-	struct tly_http_opts o = { "127.0.0.1:8080", 32u << 20, 0 };
+	struct tly_http_opts o = { "127.0.0.1:8080", 32u << 20, 0, 0 };
 	const char *listen = cli_opt(argc, argv, "--listen"), *mb = cli_opt(argc, argv, "--max-body");
-	const char *th = cli_opt(argc, argv, "--threads");
+	long th, xt;
 	int rc;
 
 	if (listen)
@@ -195,13 +196,11 @@ int cmd_serve(struct cli *c, int argc, char **argv)
 			return usage_fail("--max-body: bytes, from 1024 to 4294967296");
 		o.max_body = (size_t)v;
 	}
-	if (th) {
-		char *end;
-		long v = strtol(th, &end, 10);
-		if (*end || end == th || v < 1 || v > 16)
-			return usage_fail("--threads: event loops, from 1 to 16");
-		o.threads = (int)v;
-	}
+	if (cli_int_opt(argc, argv, "--threads", 1, 16, 1, &th) ||
+	    cli_int_opt(argc, argv, "--export-threads", 1, 8, cli_cpus() > 8 ? 8 : cli_cpus(), &xt))
+		return EXIT_BAD;
+	o.threads = (int)th;
+	o.export_threads = (int)xt;
 	if ((rc = cli_open(c, 0)) != EXIT_OK)
 		return rc;
 	return tly_http_serve(c->t, &o) == 0 ? EXIT_OK : EXIT_STORE;

@@ -15,7 +15,7 @@
 #define CSV_FIELD_MAX (1u << 20)
 #define CSV_FIELDS_MAX 64
 
-static const char *const valued[] = { "--format", "--status", NULL };
+static const char *const valued[] = { "--format", "--status", "--threads", NULL };
 
 struct progress {
 	int tty;
@@ -248,20 +248,25 @@ int cmd_export(struct cli *c, int argc, char **argv)
 	struct tly_actor a;
 	struct tly_err err;
 	struct tly_buf buf;
+	long threads;
 	int rc, done = 0;
 
 	tly_err_clear(&err);
 	tly_buf_init(&buf, 256u << 20);
 	if (!project) {
-		fprintf(stderr, "tally: usage: tally export PROJECT [--format jsonl] [--status STATUS]\n");
+		fprintf(stderr, "tally: usage: tally export PROJECT [--format jsonl] [--status STATUS]"
+				" [--threads N]\n");
 		return EXIT_BAD;
 	}
+	if (cli_int_opt(argc, argv, "--threads", 1, 8, cli_cpus() > 8 ? 8 : cli_cpus(), &threads))
+		return EXIT_BAD;
 	if ((rc = cli_open(c, 0)) != EXIT_OK)
 		return rc;
 	if (tly_actor_for_project(c->t, project, &a, &err) != TLY_OK ||
 	    tly_export_open(c->t, &a, project, cli_opt(argc, argv, "--format"),
 			    cli_opt(argc, argv, "--status"), &x, &err) != TLY_OK)
 		return cli_fail(&err);
+	tly_export_threads(x, (int)threads); /* the lines are the same whatever the number */
 	while (!done) {
 		tly_buf_reset(&buf);
 		if (tly_export_next(x, &buf, 1024, &done, &err) != TLY_OK) {

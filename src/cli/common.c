@@ -1,6 +1,9 @@
 /* common.c — helpers shared by the command files. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -35,6 +38,32 @@ const char *cli_opt(int argc, char **argv, const char *name)
 			return argv[i] + n + 1;
 	}
 	return NULL;
+}
+
+int cli_int_opt(int argc, char **argv, const char *name, long lo, long hi, long dflt, long *out)
+{
+	const char *v = cli_opt(argc, argv, name);
+	char *end;
+	long n;
+
+	*out = dflt;
+	if (!v)
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < lo || n > hi) {
+		fprintf(stderr, "tally: %s: a whole number from %ld to %ld\n", name, lo, hi);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+int cli_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
 int cli_flag(int argc, char **argv, const char *name)

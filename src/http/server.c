@@ -146,6 +146,7 @@ struct server {
 	atomic_int draining;
 	_Atomic int64_t drain_deadline;
 	int nworkers;
+	int export_threads;         /* connections reading one export at once */
 	struct worker w[MAX_THREADS];
 };
 
@@ -501,6 +502,7 @@ static enum tly_code h_export(struct req *r, json_t **out, struct tly_err *err)
 	if (rc != TLY_OK)
 		return rc;
 	tly_export_use(x, r->srv->exp.t);
+	tly_export_threads(x, r->srv->export_threads);
 	st = tly_xcalloc(1, sizeof(*st));
 	st->w = r->w;
 	st->ev = r->ev;
@@ -1280,6 +1282,7 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	srv.t = t;
 	/* one: on 2 cores a second event loop only competed with the executor */
 	srv.nworkers = o->threads > 0 ? o->threads : 1;
+	srv.export_threads = o->export_threads > 0 ? o->export_threads : 1;
 	if (srv.nworkers > MAX_THREADS) {
 		fprintf(stderr, "tally: --threads: at most %d\n", MAX_THREADS);
 		return 1;

@@ -11,6 +11,7 @@ struct tly_http_opts {
 	const char *listen;   /* "ADDR:PORT" */
 	size_t max_body;      /* bytes */
 	int threads;          /* event-loop workers, at most 16; 0: one */
+	int export_threads;   /* connections reading one export at once; 0: one */
 };
 
 /* Serves until SIGTERM/SIGINT, then stops accepting, lets open responses

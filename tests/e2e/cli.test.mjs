@@ -185,6 +185,47 @@ test('tally export equals the HTTP export, byte for byte (also with --status)', 
   assert.equal(parseJsonl(cliDone.stdout).length, 3);
 });
 
+test('export read by several threads: the same bytes from the CLI (--threads) and the server (--export-threads)', async () => {
+  // 2,600 tasks in three imports, with another project's import in between:
+  // three ranges of 1,024 for the CLI, two of 2,048 for the server
+  const other = w.project('CLI Org', sentimentSchema());
+  const jsonl = (tag, n) => Array.from({ length: n }, (_, i) =>
+    JSON.stringify({ data: { text: `${tag} ${i} "q" \\ é` }, unique_id: `${tag}-${i}` })).join('\n') + '\n';
+  const big = w.project('CLI Org', sentimentSchema());
+  w.file('big1.jsonl', jsonl('one', 1000));
+  w.file('other.jsonl', jsonl('other', 500));
+  w.file('big2.jsonl', jsonl('two', 1600));
+  w.ok(['import', big, 'big1.jsonl']);
+  w.ok(['import', other, 'other.jsonl']);
+  w.ok(['import', big, 'big2.jsonl']);
+  const one = w.ok(['export', big, '--threads', '1']).stdout;
+  const lines = parseJsonl(one);
+  assert.equal(lines.length, 2600);
+  assert.equal(lines[0].unique_id, 'one-0');
+  assert.equal(lines[999].unique_id, 'one-999');
+  assert.equal(lines[1000].unique_id, 'two-0');
+  assert.equal(lines[2599].unique_id, 'two-1599');
+  assert.ok(lines.every((l) => l.data.text.endsWith(' "q" \\ é')));
+  for (const n of ['2', '3', '8']) assert.equal(w.ok(['export', big, '--threads', n]).stdout, one, `--threads ${n}`);
+  assert.equal(w.ok(['export', big]).stdout, one);
+  const viaDefault = await c.get(`/api/v1/projects/${big}/export`);
+  assert.equal(viaDefault.status, 200);
+  assert.equal(viaDefault.text, one);
+  const single = await w.serve(['--export-threads', '1']); // stopped with the others at the end
+  const r1 = await single.client(mgr.key).get(`/api/v1/projects/${big}/export`);
+  assert.equal(r1.status, 200);
+  assert.equal(r1.text, one);
+  for (const bad of ['0', '9', 'two', '']) {
+    const r = w.cli(['export', big, '--threads', bad]);
+    assert.equal(r.status, 1, `--threads ${JSON.stringify(bad)}: exit ${r.status}`);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /--threads: a whole number from 1 to 8/);
+  }
+  const r = w.cli(['serve', '--export-threads', '0']);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--export-threads: a whole number from 1 to 8/);
+});
+
 test('TALLY_DB and --db after the command name both select the database', () => {
   const viaEnv = w.cli(['org', 'list'], { noDb: true, env: { TALLY_DB: w.db } });
   assert.equal(viaEnv.status, 0, viaEnv.stderr);
