@@ -106,6 +106,9 @@ struct store_ops {
 	enum tly_code (*checkpoint)(struct store *s, int *left, struct tly_err *err);
 
 	/* changes whenever another connection commits (PRAGMA data_version) */
+	/* caps the handle's page cache at kib KiB: a handle that only walks
+	 * tables in order (an export's helper) gains nothing from a big one */
+	enum tly_code (*cache_limit)(struct store *s, int kib, struct tly_err *err);
 	enum tly_code (*data_version)(struct store *s, int64_t *v, struct tly_err *err);
 	enum tly_code (*meta_get)(struct store *s, const char *key, void *buf, int len, struct tly_err *err);
 	/* the value as a new NUL-terminated string (free it) */

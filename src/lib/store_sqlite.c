@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -361,6 +362,17 @@ static enum tly_code count_move(struct store *s, int64_t project, int from, int 
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
+
+static enum tly_code sq_cache_limit(struct store *s, int kib, struct tly_err *err)
+{
+	struct sqlite_store *q = (struct sqlite_store *)s;
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%d", kib > 0 ? kib : 1);
+	if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, err, "cache_size");
+	return TLY_OK;
+}
 
 static void sq_close(struct store *s)
 {
@@ -1389,6 +1401,7 @@ static enum tly_code sq_response_list(struct store *s, int64_t task, store_respo
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_close,
+	.cache_limit = sq_cache_limit,
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
