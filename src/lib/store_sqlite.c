@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "walbuf.h"
 
 #define SCHEMA_VERSION 1
 #define MAX_DEPTH 16
@@ -1528,7 +1529,7 @@ enum tly_code store_sqlite_open(const char *path, int create, struct store **out
 	q->base.ops = &sqlite_ops;
 	q->wal_fd = -1;
 	q->path = tly_xstrdup(path);
-	if (sqlite3_open_v2(path, &q->db, flags, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &q->db, flags, walbuf_vfs()) != SQLITE_OK) {
 		rc = tly_err_set(err, TLY_EINTERNAL, "", "%s: %s", path,
 				 q->db ? sqlite3_errmsg(q->db) : "cannot open");
 		goto fail;
