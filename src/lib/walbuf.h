@@ -5,7 +5,10 @@
  * default one and only gathers contiguous writes to WAL files in memory,
  * handing them to the real file when the commit frame is complete (so a
  * write that fails still fails the commit) and before anything else touches
- * that file. Every other file, and every other call, goes straight through. */
+ * that file. Every other file, and every other call, goes straight through.
+ * A connection may move between threads between its calls, not during one
+ * (SQLite writes a transaction's frames within one call; the run being
+ * gathered is found through the calling thread at SQLite's barrier). */
 #ifndef TLY_WALBUF_H
 #define TLY_WALBUF_H
 
