@@ -107,6 +107,17 @@ enum tly_code tly_buf_addd(struct tly_buf *b, double v)
 	return tly_buf_add(b, tmp, (size_t)n);
 }
 
+enum tly_code tly_buf_add_token(struct tly_buf *b, const char *s)
+{
+	size_t start = b->len;
+
+	if (tly_buf_addl(b, "\"") || tly_buf_adds(b, s) || tly_buf_addl(b, "\"")) {
+		tly_buf_cut(b, start);
+		return TLY_ETOOLARGE;
+	}
+	return TLY_OK;
+}
+
 enum tly_code tly_buf_add_jstr(struct tly_buf *b, const char *s)
 {
 	return tly_buf_add_jstrn(b, s, strlen(s));

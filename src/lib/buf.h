@@ -41,6 +41,9 @@ enum tly_code tly_buf_addi(struct tly_buf *b, int64_t v);
  * 'e' so that it reads back as a real, no '+' or leading zeros in the
  * exponent); TLY_EINVALID for NaN and the infinities, which JSON lacks. */
 enum tly_code tly_buf_addd(struct tly_buf *b, double v);
+/* Appends "s": a token that needs no escaping (an encoded id, a timestamp).
+ * All or nothing: TLY_ETOOLARGE leaves the buffer as it was. */
+enum tly_code tly_buf_add_token(struct tly_buf *b, const char *s);
 /* Appends s as a JSON string literal, quotes included (s is valid UTF-8). */
 enum tly_code tly_buf_add_jstr(struct tly_buf *b, const char *s);
 /* The same for n bytes of s, which may hold NULs (written as \u0000). */

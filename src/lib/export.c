@@ -125,8 +125,7 @@ static enum tly_code add_user(struct tly_buf *b, struct line_ctx *c, int64_t n)
 		tly_id_encode(&c->t->ids, TLY_USER, n, c->users->at[slot].s);
 		c->users->at[slot].id = n;
 	}
-	return tly_buf_addl(b, "\"") || tly_buf_adds(b, c->users->at[slot].s) ||
-	       tly_buf_addl(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
+	return tly_buf_add_token(b, c->users->at[slot].s);
 }
 
 /* drops the partial line; a batch that has lines ends early instead */

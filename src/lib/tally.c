@@ -200,16 +200,14 @@ enum tly_code tly__buf_id(struct tly_buf *b, struct tly *t, enum tly_kind k, int
 {
 	char id[TLY_ID_MAX];
 
-	return tly_buf_addl(b, "\"") || tly_buf_adds(b, tly_id_encode(&t->ids, k, n, id)) ||
-	       tly_buf_addl(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
+	return tly_buf_add_token(b, tly_id_encode(&t->ids, k, n, id));
 }
 
 enum tly_code tly__buf_time(struct tly_buf *b, int64_t ms)
 {
 	char ts[32];
 
-	return tly_buf_addl(b, "\"") || tly_buf_adds(b, tly_time_fmt(ms, ts)) ||
-	       tly_buf_addl(b, "\"") ? TLY_ETOOLARGE : TLY_OK;
+	return tly_buf_add_token(b, tly_time_fmt(ms, ts));
 }
 
 json_t *tly__parse_stored(const char *text)

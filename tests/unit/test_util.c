@@ -120,6 +120,26 @@ static void test_addi_respects_cap(void **state)
 	tly_buf_free(&b);
 }
 
+/* A quoted token goes in whole or not at all. */
+static void test_add_token_whole_or_nothing(void **state)
+{
+	struct tly_buf b;
+
+	(void)state;
+	tly_buf_init(&b, 13); /* 12 bytes and the NUL */
+	assert_int_equal(tly_buf_adds(&b, "x:"), TLY_OK);
+	assert_int_equal(tly_buf_add_token(&b, "tsk_1"), TLY_OK);
+	assert_string_equal(b.p, "x:\"tsk_1\"");
+	assert_int_equal(b.len, 9);
+	/* "ab" needs 4 bytes, 3 are left under the cap: refused, nothing added */
+	assert_int_equal(tly_buf_add_token(&b, "ab"), TLY_ETOOLARGE);
+	assert_string_equal(b.p, "x:\"tsk_1\"");
+	assert_int_equal(b.len, 9);
+	assert_int_equal(tly_buf_add_token(&b, "a"), TLY_OK);
+	assert_string_equal(b.p, "x:\"tsk_1\"\"a\"");
+	tly_buf_free(&b);
+}
+
 /* The consensus is written as text now; it must read (and look) as the
  * jansson dump it replaced. */
 static void check_real(struct tly_buf *b, double v)
@@ -203,6 +223,7 @@ int main(void)
 		cmocka_unit_test(test_addi_respects_cap),
 		cmocka_unit_test(test_addd_matches_jansson),
 		cmocka_unit_test(test_add_jstrn_matches_jansson),
+		cmocka_unit_test(test_add_token_whole_or_nothing),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
