@@ -105,10 +105,10 @@ struct store_ops {
 	/* *left: log frames it could not copy yet (the writer kept writing) */
 	enum tly_code (*checkpoint)(struct store *s, int *left, struct tly_err *err);
 
-	/* changes whenever another connection commits (PRAGMA data_version) */
 	/* caps the handle's page cache at kib KiB: a handle that only walks
 	 * tables in order (an export's helper) gains nothing from a big one */
 	enum tly_code (*cache_limit)(struct store *s, int kib, struct tly_err *err);
+	/* changes whenever another connection commits (PRAGMA data_version) */
 	enum tly_code (*data_version)(struct store *s, int64_t *v, struct tly_err *err);
 	enum tly_code (*meta_get)(struct store *s, const char *key, void *buf, int len, struct tly_err *err);
 	/* the value as a new NUL-terminated string (free it) */
