@@ -23,8 +23,9 @@ int cli_flag(int argc, char **argv, const char *name);
 /* "--name N" as a whole number from lo to hi into *out (dflt when absent);
  * -1, after saying why on stderr, when it is not one. */
 int cli_int_opt(int argc, char **argv, const char *name, long lo, long hi, long dflt, long *out);
-/* Cores online, for the default number of threads of a parallel read. */
-int cli_cpus(void);
+/* "--name N": the connections that read an export at once, from 1 to
+ * TLY_EXPORT_THREADS_MAX, by default the cores online (as many, at most). */
+int cli_read_threads(int argc, char **argv, const char *name, long *out);
 /* The n-th argument that is not an option or an option's value. */
 const char *cli_arg(int argc, char **argv, int n, const char *const *valued);
 

@@ -197,7 +197,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
 		o.max_body = (size_t)v;
 	}
 	if (cli_int_opt(argc, argv, "--threads", 1, 16, 1, &th) ||
-	    cli_int_opt(argc, argv, "--export-threads", 1, 8, cli_cpus() > 8 ? 8 : cli_cpus(), &xt))
+	    cli_read_threads(argc, argv, "--export-threads", &xt))
 		return EXIT_BAD;
 	o.threads = (int)th;
 	o.export_threads = (int)xt;

@@ -258,7 +258,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
 				" [--threads N]\n");
 		return EXIT_BAD;
 	}
-	if (cli_int_opt(argc, argv, "--threads", 1, 8, cli_cpus() > 8 ? 8 : cli_cpus(), &threads))
+	if (cli_read_threads(argc, argv, "--threads", &threads))
 		return EXIT_BAD;
 	if ((rc = cli_open(c, 0)) != EXIT_OK)
 		return rc;

@@ -59,11 +59,14 @@ int cli_int_opt(int argc, char **argv, const char *name, long lo, long hi, long 
 	return 0;
 }
 
-int cli_cpus(void)
+int cli_read_threads(int argc, char **argv, const char *name, long *out)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+	if (cpus < 1)
+		cpus = 1;
+	return cli_int_opt(argc, argv, name, 1, TLY_EXPORT_THREADS_MAX,
+			   cpus < TLY_EXPORT_THREADS_MAX ? cpus : TLY_EXPORT_THREADS_MAX, out);
 }
 
 int cli_flag(int argc, char **argv, const char *name)

@@ -24,8 +24,7 @@
 /* The same annotators answer task after task: their encoded ids are kept
  * (four SipHash rounds each otherwise), direct-mapped by row id. */
 #define USER_IDS 256
-#define THREADS_MAX 8
-#define BOUNDS 16     /* ring of range bounds: a window of THREADS_MAX + 2 is in use */
+#define BOUNDS 16     /* ring of range bounds: a window of TLY_EXPORT_THREADS_MAX + 2 is in use */
 /* A helper reads its ranges in order, each page once: a small page cache
  * reads as fast as the default 8 MiB one (bench/export.sh shows the raw scan
  * with 2 MiB), and keeps a server with several exports under way small. */
@@ -103,7 +102,7 @@ enum tly_code tly_export_open(struct tly *t, const struct tly_actor *a, const ch
 void tly_export_threads(struct tly_export *x, int n)
 {
 	if (!x->ranged) /* fixed once the walk has begun */
-		x->threads = n < 1 ? 1 : n > THREADS_MAX ? THREADS_MAX : n;
+		x->threads = n < 1 ? 1 : n > TLY_EXPORT_THREADS_MAX ? TLY_EXPORT_THREADS_MAX : n;
 }
 
 struct line_ctx {

@@ -118,7 +118,8 @@ void tly_export_use(struct tly_export *x, struct tly *t);
 /* Reads with n connections at once (n - 1 helper threads, each opening its
  * own on first need; 1 by default): the same lines in the same order, from
  * up to n cores. Call before the first tly_export_next; max_tasks must then
- * stay the same from call to call. */
+ * stay the same from call to call. n is clamped to 1..TLY_EXPORT_THREADS_MAX. */
+#define TLY_EXPORT_THREADS_MAX 8
 void tly_export_threads(struct tly_export *x, int n);
 void tly_export_free(struct tly_export *x);
 
