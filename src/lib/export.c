@@ -373,9 +373,13 @@ static enum tly_code ranged_next(struct tly_export *x, struct tly_buf *buf, stru
 			pthread_cond_wait(&x->cv, &x->mu);
 		if (hp->seq != k) /* past the end */
 			goto out;
-		if ((rc = hp->rc) != TLY_OK)
+		if ((rc = hp->rc) != TLY_OK) {
 			*err = hp->err;
-		else if (tly_buf_add(buf, hp->buf.p ? hp->buf.p : "", hp->buf.len))
+		} else if (!buf->len && buf->cap == hp->buf.cap) { /* hand it over, no copy */
+			struct tly_buf mine = *buf;
+			*buf = hp->buf;
+			hp->buf = mine;
+		} else if (tly_buf_add(buf, hp->buf.p ? hp->buf.p : "", hp->buf.len))
 			rc = tly_err_set(err, TLY_ETOOLARGE, "", "export batch over the buffer limit");
 		resume = hp->resume;
 		hp->seq = -1;
