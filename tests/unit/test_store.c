@@ -1387,6 +1387,29 @@ static void test_export_threads(void **state)
 			json_decref(seq);
 		}
 
+	/* a buffer the caller does not empty between calls: ranges read ahead are
+	 * appended to it, not swapped in */
+	{
+		json_t *lines = json_array();
+		seq = export_all(w, &w->rev_a.a, pa, NULL, 1000, NULL);
+		OK(tly_export_open(w->t, &w->rev_a.a, pa, "jsonl", NULL, &x, &w->err));
+		tly_export_threads(x, 3);
+		tly_buf_init(&buf, 1 << 22);
+		done = 0;
+		for (calls = 0; !done; calls++) {
+			assert_true(calls < 1000);
+			OK(tly_export_next(x, &buf, 7, &done, &w->err));
+		}
+		for (char *q = buf.p, *nl; q && (nl = strchr(q, '\n')); q = nl + 1)
+			json_array_append_new(lines, json_loadb(q, (size_t)(nl - q), 0, NULL));
+		assert_int_equal(calls, 22);
+		assert_true(json_equal(seq, lines));
+		json_decref(lines);
+		json_decref(seq);
+		tly_buf_free(&buf);
+		tly_export_free(x);
+	}
+
 	/* a buffer of one or two lines: ranges are cut and go on in the caller;
 	 * in A every other id is B's, in C (one import) the ids follow on */
 	make_project(w, &w->mgr_a.a, schema3, pc);
@@ -1428,23 +1451,34 @@ static void test_export_threads(void **state)
 		snprintf(data, sizeof(data), "[{'data':{'text':'%s'}}]", big);
 		json_t *before = export_all(w, &w->rev_a.a, pb, NULL, 1000, NULL);
 		json_decref(add_tasks(w, &w->mgr_a.a, pb, data)); /* B's task 151 */
-		for (int i = 0; i < 20; i++)
+		for (int i = 0; i < 170; i++) /* so that range 1 is not the last (the caller's) */
 			json_decref(add_tasks(w, &w->mgr_a.a, pb, "[{'data':{'text':'b'}}]"));
-		OK(tly_export_open(w->t, &w->rev_a.a, pb, "jsonl", NULL, &x, &w->err));
-		tly_export_threads(x, 2);
-		tly_buf_init(&buf, 1024);
-		enum tly_code rc = TLY_OK;
-		int n = 0;
-		done = 0;
-		while (!done && rc == TLY_OK && n++ < 1000) {
-			tly_buf_reset(&buf);
-			rc = tly_export_next(x, &buf, 150, &done, &w->err);
+		/* range 0 is B's first 150 tasks, range 1 starts with the big one, range 2 is the rest:
+		 * whichever thread reads it (which one is up to the scheduler,
+		 * so again and again), the error comes back, after range 0 */
+		for (int round = 0; round < 20; round++) {
+			json_t *lines = json_array();
+			enum tly_code rc = TLY_OK;
+			int n = 0;
+			OK(tly_export_open(w->t, &w->rev_a.a, pb, "jsonl", NULL, &x, &w->err));
+			tly_export_threads(x, 2 + round % 2);
+			tly_buf_init(&buf, 1024);
+			done = 0;
+			while (!done && rc == TLY_OK && n++ < 1000) {
+				tly_buf_reset(&buf);
+				rc = tly_export_next(x, &buf, 150, &done, &w->err);
+				for (char *q = buf.p, *nl; rc == TLY_OK && q && (nl = strchr(q, '\n'));
+				     q = nl + 1)
+					json_array_append_new(lines, json_loadb(q, (size_t)(nl - q), 0, NULL));
+			}
+			assert_int_equal(rc, TLY_ETOOLARGE);
+			assert_int_equal(w->err.code, TLY_ETOOLARGE);
+			assert_int_equal(json_array_size(before), 150);
+			assert_true(json_equal(before, lines));
+			json_decref(lines);
+			tly_buf_free(&buf);
+			tly_export_free(x);
 		}
-		/* range 0 is B's first 150 tasks (the caller's), range 1 starts with the big one */
-		assert_int_equal(rc, TLY_ETOOLARGE);
-		assert_int_equal(w->err.code, TLY_ETOOLARGE);
-		tly_buf_free(&buf);
-		tly_export_free(x);
 		json_decref(before);
 	}
 
