@@ -287,6 +287,8 @@ static void *syncer_main(void *arg)
 	int64_t t0;
 	int due = 0;
 
+	pthread_setname_np(pthread_self(), "tally-sync"); /* top -H, perf, gdb */
+
 	for (;;) {
 		pthread_mutex_lock(&b->qmu);
 		while (b->committed <= b->synced && !b->sync_stop)
@@ -353,6 +355,8 @@ int batch_due(struct batcher *b, int64_t *wait_us)
 static void *checkpointer_main(void *arg)
 {
 	struct batcher *b = arg;
+
+	pthread_setname_np(pthread_self(), "tally-ckpt"); /* top -H, perf, gdb */
 
 	for (;;) {
 		pthread_mutex_lock(&b->cmu);

@@ -463,6 +463,8 @@ static void *export_main(void *arg)
 	struct server *srv = arg;
 	struct exporter *e = &srv->exp;
 
+	pthread_setname_np(pthread_self(), "tally-export"); /* top -H, perf, gdb */
+
 	for (;;) {
 		struct stream *st;
 		struct tly_err err;
@@ -550,6 +552,8 @@ static void *refit_main(void *arg)
 	struct tly *t = NULL;
 	struct tly_err err;
 	char project[32];
+
+	pthread_setname_np(pthread_self(), "tally-refit"); /* top -H, perf, gdb */
 
 	tly_err_clear(&err);
 	/* model fits yield to the event loop (Linux: nice applies per thread) */
@@ -1045,6 +1049,8 @@ static void *reader_main(void *arg)
 	struct job *list, *next;
 	int stopped = 0;
 
+	pthread_setname_np(pthread_self(), "tally-read"); /* top -H, perf, gdb */
+
 	while (!stopped)
 		for (list = jobq_take(&srv->rd, -1, &stopped); list; list = next) {
 			next = list->next;
@@ -1059,6 +1065,8 @@ static void *executor_main(void *arg)
 	struct job *list, *next;
 	int64_t wait_us;
 	int due, stopped = 0;
+
+	pthread_setname_np(pthread_self(), "tally-exec"); /* top -H, perf, gdb */
 
 	while (!stopped) {
 		/* between passes: commit the batch when it is due */
@@ -1241,6 +1249,8 @@ static int worker_init(struct server *srv, struct worker *w, int id, const struc
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+
+	pthread_setname_np(pthread_self(), "tally-http"); /* top -H, perf, gdb */
 
 	event_base_dispatch(w->base);
 	return NULL;

@@ -319,6 +319,8 @@ static void *helper_main(void *arg)
 	struct tly_err err;
 	int got;
 
+	pthread_setname_np(pthread_self(), "tally-export-h"); /* top -H, perf, gdb */
+
 	tly_err_clear(&err);
 	pthread_mutex_lock(&x->mu);
 	while (!x->stop) {
