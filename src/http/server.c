@@ -345,6 +345,7 @@ struct stream {
 	struct stream *next;        /* in the exporter's queue */
 	int done, read_failed;      /* set by the exporter */
 	int reading, ready, sending, closed, started;
+	int ev_ours;                /* the peer left mid-reply: evhttp let go of ev, we free it */
 };
 
 static void stream_free(struct stream *st)
@@ -356,6 +357,8 @@ static void stream_free(struct stream *st)
 	tly_export_free(st->x);
 	tly_buf_free(&st->buf);
 	evbuffer_free(st->out);
+	if (st->ev_ours)
+		evhttp_request_free(st->ev);
 	free(st);
 }
 
@@ -378,6 +381,10 @@ static void stream_closed(struct evhttp_connection *conn, void *arg)
 	(void)conn;
 	st->conn = NULL;
 	st->closed = 1;   /* the peer went away: the request is gone with it */
+	/* On a peer's EOF evhttp detaches a request whose reply is not ended and
+	 * leaves it to us (the one reply_end would free); when the server stops,
+	 * the request is still the connection's and evhttp frees it after this. */
+	st->ev_ours = evhttp_request_get_connection(st->ev) == NULL;
 	if (!st->reading) /* else the chunk's delivery frees it */
 		stream_free(st);
 }

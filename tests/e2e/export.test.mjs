@@ -2,7 +2,8 @@
 // by id, with exactly what was submitted.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { World, assertError, parseJsonl, TS_RE } from './lib.mjs';
+import net from 'node:net';
+import { World, assertError, parseJsonl, TS_RE, sleep } from './lib.mjs';
 
 const w = World.create('export');
 let srv, mgr, rev, anns, c, prj, ids, tasks;
@@ -124,4 +125,30 @@ test('export streams a large project: 5,000 tasks with big data, every line inta
   assert.equal(lines.length, 5000);
   assert.deepEqual(lines.map((l) => l.id), ids2);
   assert.ok(lines.every((l, i) => l.data.text === `${i}:${blob}` && l.status === 'queued' && l.responses.length === 0));
+});
+
+test('a client that goes away mid-export: the server drops the export and goes on; the next export is whole', { timeout: 120_000 }, async () => {
+  const p = (await c.createProject({ name: 'dropped', fields: [{ name: 'text', type: 'text' }], questions: [{ name: 'q', type: 'rating' }] })).id;
+  const blob = 'w'.repeat(2000);
+  // 7,000 tasks are four ranges of 2,048: the export's helper threads read ahead of the socket
+  const all = [];
+  for (let k = 0; k < 7; k++)
+    all.push(...(await c.createTasks(p, Array.from({ length: 1000 }, (_, i) => ({ data: { text: `${k}-${i}:${blob}` } })))).created);
+  for (let round = 0; round < 3; round++) {
+    const sock = net.connect(srv.port, '127.0.0.1');
+    sock.on('error', () => {});
+    await new Promise((r) => sock.on('connect', r));
+    let got = 0;
+    sock.on('data', (d) => { got += d.length; });
+    sock.write(`GET /api/v1/projects/${p}/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${mgr.key}\r\n\r\n`);
+    while (got < 100_000 * (round + 1)) await sleep(5);
+    sock.destroy(); // gone with the export under way
+    const r = await c.get(`/api/v1/projects/${p}`);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.counts.queued, 7000);
+  }
+  const lines = await c.exportLines(p);
+  assert.equal(lines.length, 7000);
+  assert.deepEqual(lines.map((l) => l.id), all);
+  assert.ok(lines.every((l, i) => l.data.text === `${Math.floor(i / 1000)}-${i % 1000}:${blob}`));
 });
