@@ -13,7 +13,7 @@
 
 static const char *const valued[] = { "--org", "--email", "--role", "--user", "--schema",
 				      "--format", "--status", "--listen", "--max-body", "--threads",
-				      "--export-threads",
+				      "--export-threads", "--max-exports",
 				      NULL };
 
 static int usage_fail(const char *msg)
@@ -181,9 +181,9 @@ int cmd_project(struct cli *c, int argc, char **argv)
 
 int cmd_serve(struct cli *c, int argc, char **argv)
 {
-	struct tly_http_opts o = { "127.0.0.1:8080", 32u << 20, 0, 0 };
+	struct tly_http_opts o = { "127.0.0.1:8080", 32u << 20, 0, 0, 0 };
 	const char *listen = cli_opt(argc, argv, "--listen"), *mb = cli_opt(argc, argv, "--max-body");
-	long th, xt;
+	long th, xt, mx;
 	int rc;
 
 	if (listen)
@@ -197,10 +197,12 @@ int cmd_serve(struct cli *c, int argc, char **argv)
 		o.max_body = (size_t)v;
 	}
 	if (cli_int_opt(argc, argv, "--threads", 1, 16, 1, &th) ||
-	    cli_read_threads(argc, argv, "--export-threads", &xt))
+	    cli_read_threads(argc, argv, "--export-threads", &xt) ||
+	    cli_int_opt(argc, argv, "--max-exports", 1, 1024, TLY_HTTP_MAX_EXPORTS, &mx))
 		return EXIT_BAD;
 	o.threads = (int)th;
 	o.export_threads = (int)xt;
+	o.max_exports = (int)mx;
 	if ((rc = cli_open(c, 0)) != EXIT_OK)
 		return rc;
 	return tly_http_serve(c->t, &o) == 0 ? EXIT_OK : EXIT_STORE;

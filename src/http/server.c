@@ -48,6 +48,7 @@ extern const size_t tly_openapi_json_len;
 #define TEXT_KEEP (1u << 20)
 #define TEXT_CAP ((size_t)1 << 30)
 #define EXPORT_BUF_CAP (256u << 20)
+#define RETRY_AFTER "5"       /* seconds, on a 503: an export takes seconds */
 
 struct worker;
 struct stream;
@@ -147,6 +148,8 @@ struct server {
 	_Atomic int64_t drain_deadline;
 	int nworkers;
 	int export_threads;         /* connections reading one export at once */
+	int max_exports;            /* exports streaming at once, at most */
+	atomic_int exports;         /* ...streaming now: counted at the handler, until stream_free */
 	struct worker w[MAX_THREADS];
 };
 
@@ -359,6 +362,7 @@ static void stream_free(struct stream *st)
 	evbuffer_free(st->out);
 	if (st->ev_ours)
 		evhttp_request_free(st->ev);
+	atomic_fetch_sub(&st->w->srv->exports, 1);
 	free(st);
 }
 
@@ -510,6 +514,17 @@ static enum tly_code h_export(struct req *r, json_t **out, struct tly_err *err)
 			     &x, err);
 	if (rc != TLY_OK)
 		return rc;
+	/* each export holds threads, connections and chunks while it streams: a
+	 * bound keeps a burst of them (or a client retrying in a loop) from
+	 * taking the server's memory; the executor alone adds to the count */
+	if (atomic_load(&r->srv->exports) >= r->srv->max_exports) {
+		tly_export_free(x);
+		return tly_err_set(err, TLY_EBUSY, "",
+				   "%d exports are streaming, the most this server runs at once"
+				   " (--max-exports): try again when one has ended",
+				   r->srv->max_exports);
+	}
+	atomic_fetch_add(&r->srv->exports, 1);
 	tly_export_use(x, r->srv->exp.t);
 	tly_export_threads(x, r->srv->export_threads);
 	st = tly_xcalloc(1, sizeof(*st));
@@ -684,7 +699,7 @@ static int match(const char *pattern, const char *path, const char *params[MAX_P
 static const int code_status[TLY_NCODES] = {
 	[TLY_OK] = 200, [TLY_EBADJSON] = 400, [TLY_EBADREQ] = 400, [TLY_EUNAUTH] = 401,
 	[TLY_EFORBIDDEN] = 403, [TLY_ENOTFOUND] = 404, [TLY_ECONFLICT] = 409,
-	[TLY_ETOOLARGE] = 413, [TLY_EINVALID] = 422, [TLY_EINTERNAL] = 500,
+	[TLY_ETOOLARGE] = 413, [TLY_EINVALID] = 422, [TLY_EINTERNAL] = 500, [TLY_EBUSY] = 503,
 };
 
 static const char *reason(int status)
@@ -702,6 +717,7 @@ static const char *reason(int status)
 	case 409: return "Conflict";
 	case 413: return "Payload Too Large";
 	case 422: return "Unprocessable Content";
+	case 503: return "Service Unavailable";
 	default: return "Internal Server Error";
 	}
 }
@@ -887,6 +903,9 @@ static void compose(struct job *j, enum tly_code rc, json_t *out, struct tly_err
 		status = code_status[rc < TLY_NCODES ? rc : TLY_EINTERNAL];
 		if (status >= 500)
 			fprintf(stderr, "tally: %s %s: %s\n", method_name(j->method), j->path, err->message);
+		if (rc == TLY_EBUSY)
+			evhttp_add_header(evhttp_request_get_output_headers(j->r.ev), "Retry-After",
+					  RETRY_AFTER);
 		reply_error(rep, status, err);
 	} else if (rt->flags & SELF) {
 		/* the handler filled the reply */
@@ -1300,6 +1319,7 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	/* one: on 2 cores a second event loop only competed with the executor */
 	srv.nworkers = o->threads > 0 ? o->threads : 1;
 	srv.export_threads = o->export_threads > 0 ? o->export_threads : 1;
+	srv.max_exports = o->max_exports > 0 ? o->max_exports : TLY_HTTP_MAX_EXPORTS;
 	if (srv.nworkers > MAX_THREADS) {
 		fprintf(stderr, "tally: --threads: at most %d\n", MAX_THREADS);
 		return 1;

@@ -12,7 +12,10 @@ struct tly_http_opts {
 	size_t max_body;      /* bytes */
 	int threads;          /* event-loop workers, at most 16; 0: one */
 	int export_threads;   /* connections reading one export at once; 0: one */
+	int max_exports;      /* exports streaming at once; 0: TLY_HTTP_MAX_EXPORTS */
 };
+
+#define TLY_HTTP_MAX_EXPORTS 8
 
 /* Serves until SIGTERM/SIGINT, then stops accepting, lets open responses
  * finish (10 s at most) and returns 0; non-zero when it could not start.

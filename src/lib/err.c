@@ -16,6 +16,7 @@ static const char *const code_names[TLY_NCODES] = {
 	[TLY_ETOOLARGE] = "too_large",
 	[TLY_EINVALID] = "invalid",
 	[TLY_EINTERNAL] = "internal",
+	[TLY_EBUSY] = "busy",
 };
 
 void tly_err_clear(struct tly_err *e)

@@ -21,6 +21,7 @@ enum tly_code {
 	TLY_ETOOLARGE,     /* over a size limit */
 	TLY_EINVALID,      /* breaks schema / answer rules */
 	TLY_EINTERNAL,     /* storage or program failure */
+	TLY_EBUSY,         /* at a limit for now: try again later */
 	TLY_NCODES
 };
 

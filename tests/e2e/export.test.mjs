@@ -3,7 +3,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { World, assertError, parseJsonl, TS_RE, sleep } from './lib.mjs';
+import { World, assertError, parseJsonl, TS_RE, sleep, rawRequest, rawBody } from './lib.mjs';
 
 const w = World.create('export');
 let srv, mgr, rev, anns, c, prj, ids, tasks;
@@ -151,4 +151,56 @@ test('a client that goes away mid-export: the server drops the export and goes o
   assert.equal(lines.length, 7000);
   assert.deepEqual(lines.map((l) => l.id), all);
   assert.ok(lines.every((l, i) => l.data.text === `${Math.floor(i / 1000)}-${i % 1000}:${blob}`));
+});
+
+test('--max-exports: one export more than the limit is 503 busy with Retry-After, claims go on, and a slot frees when an export ends', { timeout: 120_000 }, async () => {
+  const s = await w.serve(['--max-exports', '2']);
+  const m = s.client(mgr.key);
+  const p = (await m.createProject({ name: 'limited', fields: [{ name: 'text', type: 'text' }], questions: [{ name: 'q', type: 'rating' }] })).id;
+  const blob = 'v'.repeat(4000);
+  for (let k = 0; k < 4; k++) // 16 MB: more than the socket buffers hold, so a client that stops reading holds its export
+    await m.createTasks(p, Array.from({ length: 1000 }, (_, i) => ({ data: { text: `${k}-${i}:${blob}` } })));
+  const open = [];
+  for (let i = 0; i < 2; i++) {
+    const sock = net.connect(s.port, '127.0.0.1');
+    sock.on('error', () => {});
+    await new Promise((r) => sock.on('connect', r));
+    let got = 0;
+    sock.on('data', (d) => { got += d.length; if (got > 50_000) sock.pause(); });
+    sock.write(`GET /api/v1/projects/${p}/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${mgr.key}\r\n\r\n`);
+    while (got === 0) await sleep(5);
+    open.push(sock);
+  }
+  const busy = await rawRequest(s.port, `GET /api/v1/projects/${p}/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${mgr.key}\r\nConnection: close\r\n\r\n`);
+  assert.equal(busy.status, 503, busy.text.slice(0, 300));
+  assert.match(busy.text, /\r\nRetry-After: 5\r\n/);
+  const e = JSON.parse(rawBody(busy.text)).error;
+  assert.equal(e.code, 'busy');
+  assert.match(e.message, /2 exports are streaming.*--max-exports/);
+  // the rest of the API is not held up by the two stalled exports
+  const a = s.client(anns[0].key);
+  const cl = await a.claim(p);
+  assert.equal(cl.task.data.text, `0-0:${blob}`);
+  assert.equal((await a.submit(cl.assignment.id, { q: 4 }, 10)).task.status, 'completed');
+  // one export goes away: its place is free again, and the next export is whole
+  open[0].destroy();
+  let lines;
+  for (let tries = 0; !lines; tries++) {
+    const r = await m.get(`/api/v1/projects/${p}/export`, { timeout: 60_000 });
+    if (r.status === 200) lines = parseJsonl(r.text);
+    else {
+      assert.equal(r.status, 503);
+      assert.ok(tries < 100, 'the place of the export that went away never came back');
+      s.fiveXX.pop(); // expected: the close may not have reached the server yet
+      await sleep(50);
+    }
+  }
+  assert.equal(lines.length, 4000);
+  assert.equal(lines[0].responses.length, 1);
+  open[1].destroy();
+  for (const bad of ['0', '1025', 'x']) {
+    const r = w.cli(['serve', '--max-exports', bad]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--max-exports: a whole number from 1 to 1024/);
+  }
 });

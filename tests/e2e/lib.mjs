@@ -18,6 +18,7 @@ export const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 export const ERROR_CODES = {
   400: ['bad_json', 'bad_request'], 401: ['unauthorized'], 403: ['forbidden'], 404: ['not_found'],
   405: ['method_not_allowed'], 409: ['conflict'], 413: ['too_large'], 422: ['invalid'], 500: ['internal'],
+  503: ['busy'],
 };
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
