@@ -215,8 +215,27 @@ static json_t *list_all(struct world *w, const struct tly_actor *a, const char *
 	return all;
 }
 
-/* Runs an export to the end, reading with `threads` connections; every line
- * must be one JSON object. */
+/* Appends each line of b to lines: every line ends with a newline and is one
+ * JSON object. */
+static void append_lines(json_t *lines, const struct tly_buf *b)
+{
+	const char *p = b->p;
+	size_t left = b->len;
+
+	while (left > 0) {
+		const char *nl = memchr(p, '\n', left);
+		json_error_t e;
+		assert_non_null(nl); /* every line ends with a newline */
+		json_t *line = json_loadb(p, (size_t)(nl - p), 0, &e);
+		if (!line || !json_is_object(line))
+			fail_msg("export line is not a JSON object: %.*s (%s)", (int)(nl - p), p, e.text);
+		json_array_append_new(lines, line);
+		left -= (size_t)(nl - p) + 1;
+		p = nl + 1;
+	}
+}
+
+/* Runs an export to the end, reading with `threads` connections. */
 static json_t *export_all_n(struct world *w, const struct tly_actor *a, const char *project,
 			    const char *status, int batch, int threads, int *calls)
 {
@@ -233,20 +252,7 @@ static json_t *export_all_n(struct world *w, const struct tly_actor *a, const ch
 		OK(tly_export_next(x, &buf, batch, &done, &w->err));
 		n++;
 		assert_true(n < 100000);
-		char *p = buf.p;
-		size_t left = buf.len;
-		while (left > 0) {
-			char *nl = memchr(p, '\n', left);
-			json_error_t e;
-			assert_non_null(nl); /* every line ends with a newline */
-			json_t *line = json_loadb(p, (size_t)(nl - p), 0, &e);
-			if (!line || !json_is_object(line))
-				fail_msg("export line is not a JSON object: %.*s (%s)", (int)(nl - p), p,
-					 e.text);
-			json_array_append_new(lines, line);
-			left -= (size_t)(nl - p) + 1;
-			p = nl + 1;
-		}
+		append_lines(lines, &buf);
 	}
 	tly_buf_free(&buf);
 	tly_export_free(x);
@@ -1276,10 +1282,10 @@ static void test_export_small_buffer(void **state)
 {
 	struct world *w = *state;
 	char prj[32];
-	json_t *tasks = json_array(), *out = NULL, *lines;
+	json_t *tasks = json_array(), *out = NULL, *lines, *got = json_array();
 	struct tly_export *x = NULL;
 	struct tly_buf buf;
-	int done = 0, calls = 0, seen = 0;
+	int done = 0, calls = 0;
 
 	make_project(w, &w->mgr_a.a, sentiment_schema, prj);
 	for (int i = 0; i < 40; i++) {
@@ -1303,16 +1309,12 @@ static void test_export_small_buffer(void **state)
 		tly_buf_reset(&buf);
 		OK(tly_export_next(x, &buf, 10, &done, &w->err));
 		assert_true(++calls < 1000);
-		for (char *p = buf.p, *nl; p && (nl = strchr(p, '\n')); p = nl + 1) {
-			json_t *l = json_loadb(p, (size_t)(nl - p), 0, NULL);
-			assert_non_null(l);
-			assert_true(json_equal(l, json_array_get(lines, (size_t)seen)));
-			json_decref(l);
-			seen++;
-		}
+		append_lines(got, &buf);
 	}
-	assert_int_equal(seen, 40);
+	assert_int_equal(json_array_size(got), 40);
+	assert_true(json_equal(got, lines));
 	assert_true(calls >= 40);
+	json_decref(got);
 	tly_buf_free(&buf);
 	tly_export_free(x);
 
@@ -1350,7 +1352,7 @@ static void test_export_threads(void **state)
 	struct tly_export *x = NULL;
 	struct tly_buf buf;
 	json_t *seq, *par;
-	int calls, done = 0, seen = 0;
+	int calls, done = 0;
 
 	make_project(w, &w->mgr_a.a, schema3, pa);
 	make_project(w, &w->mgr_a.a, schema3, pb);
@@ -1400,8 +1402,7 @@ static void test_export_threads(void **state)
 			assert_true(calls < 1000);
 			OK(tly_export_next(x, &buf, 7, &done, &w->err));
 		}
-		for (char *q = buf.p, *nl; q && (nl = strchr(q, '\n')); q = nl + 1)
-			json_array_append_new(lines, json_loadb(q, (size_t)(nl - q), 0, NULL));
+		append_lines(lines, &buf);
 		assert_int_equal(calls, 22);
 		assert_true(json_equal(seq, lines));
 		json_decref(lines);
@@ -1425,19 +1426,15 @@ static void test_export_threads(void **state)
 		tly_export_threads(x, 2);
 		tly_buf_init(&buf, 800); /* a line is 150 to 520 bytes */
 		done = 0;
-		seen = 0;
+		json_t *got = json_array();
 		while (!done) {
 			tly_buf_reset(&buf);
 			OK(tly_export_next(x, &buf, 10, &done, &w->err));
-			for (char *q = buf.p, *nl; q && (nl = strchr(q, '\n')); q = nl + 1) {
-				json_t *l = json_loadb(q, (size_t)(nl - q), 0, NULL);
-				assert_non_null(l);
-				assert_true(json_equal(l, json_array_get(seq, (size_t)seen)));
-				json_decref(l);
-				seen++;
-			}
+			append_lines(got, &buf);
 		}
-		assert_int_equal(seen, p ? 14 : 150);
+		assert_int_equal(json_array_size(got), p ? 14 : 150);
+		assert_true(json_equal(got, seq));
+		json_decref(got);
 		tly_buf_free(&buf);
 		tly_export_free(x);
 		json_decref(seq);
@@ -1467,9 +1464,8 @@ static void test_export_threads(void **state)
 			while (!done && rc == TLY_OK && n++ < 1000) {
 				tly_buf_reset(&buf);
 				rc = tly_export_next(x, &buf, 150, &done, &w->err);
-				for (char *q = buf.p, *nl; rc == TLY_OK && q && (nl = strchr(q, '\n'));
-				     q = nl + 1)
-					json_array_append_new(lines, json_loadb(q, (size_t)(nl - q), 0, NULL));
+				if (rc == TLY_OK)
+					append_lines(lines, &buf);
 			}
 			assert_int_equal(rc, TLY_ETOOLARGE);
 			assert_int_equal(w->err.code, TLY_ETOOLARGE);
@@ -1492,8 +1488,7 @@ static void test_export_threads(void **state)
 		for (int call = 0; !done; call++) {
 			tly_buf_reset(&buf);
 			OK(tly_export_next(x, &buf, 40, &done, &w->err));
-			for (char *p = buf.p, *nl; p && (nl = strchr(p, '\n')); p = nl + 1)
-				json_array_append_new(lines, json_loadb(p, (size_t)(nl - p), 0, NULL));
+			append_lines(lines, &buf);
 			if (call == 0)
 				for (int i = 0; i < 95; i++)
 					json_decref(add_tasks(w, &w->mgr_a.a, pa,
