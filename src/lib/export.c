@@ -84,8 +84,7 @@ struct tly_export {
 	int64_t end;            /* the number of ranges; -1 until the last is found */
 	int64_t next;           /* the range the caller hands out next */
 	int64_t resume;         /* which it has begun: it goes on after this id (0: from its start) */
-	int stop;
-	atomic_int halt;        /* set with stop: a range being read ends at its next line */
+	atomic_int stop;        /* helpers end; a range being read ends at its next line */
 	int window;             /* ranges next .. next + window - 1 may be read ahead */
 	struct slot *slots;     /* range k in slots[k % window] */
 	struct helper *helpers;
@@ -129,7 +128,7 @@ struct line_ctx {
 	struct tly *t;            /* the handle reading (its ids key) */
 	struct user_ids *users;   /* that thread's cache */
 	struct tly_buf *buf;
-	const atomic_int *halt;   /* the export is being dropped: stop at the next line */
+	const atomic_int *stop;   /* the export is being dropped: stop at the next line */
 	int n, first, stopped;
 	enum tly_code rc;
 	size_t start;      /* where the current line began in buf */
@@ -189,7 +188,7 @@ static int task_line(void *arg, const struct store_task *row)
 	struct tly_buf *b = c->buf;
 	struct tly *t = c->t;
 
-	if (atomic_load_explicit(c->halt, memory_order_relaxed)) {
+	if (atomic_load_explicit(c->stop, memory_order_relaxed)) {
 		c->stopped = 1;
 		return 1;
 	}
@@ -216,7 +215,7 @@ static enum tly_code read_lines(const struct tly_export *x, struct tly *t, struc
 				struct tly_buf *buf, int64_t after, int64_t upto, int limit,
 				int64_t *last, int *cut, struct tly_err *err)
 {
-	struct line_ctx c = { t, users, buf, &x->halt, 0, 1, 0, TLY_OK, 0, 0, after };
+	struct line_ctx c = { t, users, buf, &x->stop, 0, 1, 0, TLY_OK, 0, 0, after };
 	enum tly_code rc;
 
 	rc = t->store->ops->task_list_responses(t->store, x->project_id, x->status, after, upto,
@@ -253,10 +252,11 @@ static enum tly_code range_of(struct tly_export *x, struct tly *t, int64_t k, in
 	return TLY_OK;
 }
 
-/* Reads range k (or what is left of it after `from`). The last range is
- * open-ended (tasks added during the export land there), so it is read
- * max_tasks at a time like the sequential walk; the others hold max_tasks
- * tasks, give or take those deleted since their bounds were found. */
+/* Reads the tasks with lo < id <= hi (lo past a range's start when a cut
+ * range goes on). The last range is open-ended (tasks added during the
+ * export land there), so it is read max_tasks at a time like the sequential
+ * walk; the others hold max_tasks tasks, give or take those deleted since
+ * their bounds were found. */
 static enum tly_code read_range(struct tly_export *x, struct tly *t, struct user_ids *users,
 				struct tly_buf *buf, int64_t lo, int64_t hi, int64_t *resume,
 				struct tly_err *err)
@@ -339,8 +339,7 @@ static void *helper_main(void *arg)
 static void helpers_stop(struct tly_export *x)
 {
 	pthread_mutex_lock(&x->mu);
-	x->stop = 1;
-	atomic_store_explicit(&x->halt, 1, memory_order_relaxed);
+	atomic_store(&x->stop, 1);
 	pthread_cond_broadcast(&x->cv);
 	pthread_mutex_unlock(&x->mu);
 	for (int i = 0; i < x->nhelpers; i++)
@@ -399,9 +398,8 @@ static enum tly_code ranged_start(struct tly_export *x, int max_tasks, size_t ca
 	if (started < n) {
 		x->nhelpers = started;
 		helpers_stop(x);
-		x->stop = 0;
-		atomic_store_explicit(&x->halt, 0, memory_order_relaxed);
-		for (int i = 0; i < x->window; i++) /* a halted read may be partial: read again */
+		atomic_store(&x->stop, 0);
+		for (int i = 0; i < x->window; i++) /* a stopped read may be partial: read again */
 			x->slots[i].state = SLOT_FREE;
 		helpers_free(x, opened);
 	}
