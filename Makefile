@@ -34,6 +34,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(OUT)/obj/%.o)
 APP_OBJ  := $(APP_SRC:%.c=$(OUT)/obj/%.o) $(OUT)/obj/gen/openapi.o
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(OUT)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
+BENCH_COMMON := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard bench/common/*.c))
 
 all: $(OUT)/tally $(TESTS) $(BENCHES) $(OUT)/bench/libwlog.so
 
@@ -48,9 +49,10 @@ $(OUT)/tests/%: tests/unit/%.c $(OUT)/libtally.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(OUT)/libtally.a $(LIBS) -lcmocka
 
-$(OUT)/bench/%: bench/%.c $(OUT)/libtally.a
+# what the bench clients share (bench/common/) goes into every bench tool
+$(OUT)/bench/%: bench/%.c $(BENCH_COMMON) $(OUT)/libtally.a
 	@mkdir -p $(@D)
-	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(OUT)/libtally.a $(LIBS)
+	$(CC) $(BASE) -Ibench $(OPT) $(LDOPT) -o $@ $< $(BENCH_COMMON) $(OUT)/libtally.a $(LIBS)
 
 # the power-cut test's write logger: an LD_PRELOAD library, never sanitized
 # (it goes in front of whichever tally binary it watches)
@@ -75,4 +77,4 @@ clean:
 	rm -rf build
 
 .PHONY: all clean
--include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BENCH_COMMON:.o=.d)

@@ -45,9 +45,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/httpc.h"
 #include "ids.h"
 
-#define MAX_HEADER 65536
 #define MAX_BODY (1 << 20)
 #define MAX_CONNS 1024
 #define MAX_LABELS 32
@@ -66,8 +66,7 @@ struct conn {
 	enum kind kind;	     /* request in flight (or next) */
 	int busy;	     /* a request is in flight */
 	int connected;	     /* the TCP connection was established */
-	int have_headers, status, close_after;
-	size_t body_len;
+	struct httpc_answer ans; /* the answer being read */
 	int backoff_ms;
 	int resent; /* the submit in flight is a retry after a broken connection */
 	char asg[ID_CAP], tsk[ID_CAP];
@@ -126,7 +125,7 @@ static void send_request(struct conn *c)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
 	c->busy = 1;
-	c->have_headers = 0;
+	c->ans.have_head = 0;
 	if (c->kind == K_CLAIM) {
 		evbuffer_add_printf(out,
 				    "POST /api/v1/projects/%s/claim HTTP/1.1\r\n"
@@ -221,7 +220,7 @@ static int copy_id(char *dst, const char *src, const char *prefix)
 static int complete(struct conn *c, const char *body, size_t len)
 {
 	struct cl *cl = c->cl;
-	int st = c->status, resent = c->resent;
+	int st = c->ans.status, resent = c->resent;
 	json_t *root = NULL;
 
 	c->busy = 0;
@@ -287,39 +286,6 @@ static int complete(struct conn *c, const char *body, size_t len)
 	return 0;
 }
 
-static int parse_headers(struct conn *c, const char *h, size_t n)
-{
-	const char *p = h, *end = h + n, *eol;
-	int first = 1;
-
-	c->status = 0;
-	c->body_len = 0;
-	c->close_after = 0;
-	for (; p < end; p = eol + 2) {
-		eol = memmem(p, (size_t)(end - p), "\r\n", 2);
-		if (!eol)
-			eol = end;
-		if (first) {
-			if (sscanf(p, "HTTP/1.%*d %d", &c->status) != 1)
-				return -1;
-			first = 0;
-		} else if ((size_t)(eol - p) > 15 && strncasecmp(p, "Content-Length:", 15) == 0) {
-			c->body_len = strtoul(p + 15, NULL, 10);
-		} else if ((size_t)(eol - p) > 11 && strncasecmp(p, "Connection:", 11) == 0) {
-			const char *v = p + 11;
-			while (*v == ' ')
-				v++;
-			if (strncasecmp(v, "close", 5) == 0)
-				c->close_after = 1;
-		} else if ((size_t)(eol - p) > 18 && strncasecmp(p, "Transfer-Encoding:", 18) == 0) {
-			return -1; /* not expected on these routes */
-		}
-		if (eol == end)
-			break;
-	}
-	return first || c->body_len > MAX_BODY ? -1 : 0;
-}
-
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -329,31 +295,21 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 	if (!c->busy)
 		goto bad; /* bytes nobody asked for */
-	if (!c->have_headers) {
-		struct evbuffer_ptr pos = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-		size_t hlen;
-		if (pos.pos < 0) {
-			if (evbuffer_get_length(in) > MAX_HEADER)
-				goto bad;
-			return;
-		}
-		hlen = (size_t)pos.pos + 4;
-		if (parse_headers(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)hlen), hlen) != 0)
-			goto bad;
-		evbuffer_drain(in, hlen);
-		c->have_headers = 1;
-	}
-	if (evbuffer_get_length(in) < c->body_len)
+	switch (httpc_read(&c->ans, in, MAX_BODY)) {
+	case HTTPC_MORE:
 		return;
-	delay = complete(c, c->body_len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)c->body_len)
-					: NULL,
-			 c->body_len);
-	evbuffer_drain(in, c->body_len);
+	case HTTPC_BAD:
+		goto bad;
+	}
+	delay = complete(c, c->ans.body_len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)c->ans.body_len)
+					    : NULL,
+			 c->ans.body_len);
+	evbuffer_drain(in, c->ans.body_len);
 	if (evbuffer_get_length(in) != 0)
 		goto bad;
 	if (cl->stopping)
 		return;
-	if (c->close_after) {
+	if (c->ans.close_after) {
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 		c->connected = 0;
@@ -405,31 +361,6 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	stop(arg);
-}
-
-static char **read_keys(const char *file, int *n)
-{
-	FILE *fp = fopen(file, "r");
-	char line[512], **keys = NULL;
-	int cap = 0;
-
-	*n = 0;
-	if (!fp)
-		die("cannot open the keys file");
-	while (fgets(line, sizeof(line), fp)) {
-		line[strcspn(line, "\r\n")] = '\0';
-		if (!line[0])
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			keys = realloc(keys, (size_t)cap * sizeof(*keys));
-			if (!keys)
-				die("out of memory");
-		}
-		keys[(*n)++] = strdup(line);
-	}
-	fclose(fp);
-	return keys;
 }
 
 /* --decode DB: ack lines on stdin -> row numbers on stdout */
@@ -529,7 +460,8 @@ int main(int argc, char **argv)
 			cl.labels[cl.nlabels++] = tok;
 	if (!cl.nlabels)
 		die("--labels: no usable label");
-	cl.keys = read_keys(keyfile, &cl.nkeys);
+	if (!(cl.keys = httpc_read_keys(keyfile, &cl.nkeys)))
+		return 2;
 	if (cl.nkeys < cl.nconns)
 		die("fewer keys than connections: each connection must be its own annotator");
 	cl.ack = fopen(ackfile, "a");

@@ -37,7 +37,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define MAX_HEADER 65536
+#include "common/httpc.h"
+
 #define MAX_CONNS 4096
 #define MAX_ERR_STATUS 600
 
@@ -58,9 +59,7 @@ struct conn {
 	const char *key;
 	enum kind kind;	 /* request in flight */
 	int busy;	 /* a request is in flight */
-	int have_headers;
-	int status, close_after;
-	size_t body_len;
+	struct httpc_answer ans;  /* the answer being read */
 	uint64_t t0;
 	uint64_t due;	 /* --rate: when the next request is due */
 	struct event *pace;
@@ -145,7 +144,7 @@ static void send_request(struct conn *c, enum kind k)
 
 	c->kind = k;
 	c->busy = 1;
-	c->have_headers = 0;
+	c->ans.have_head = 0;
 	c->t0 = now_ns();
 	if (lg->rate > 0) { /* latency from when it was due; the next is due 1/R later */
 		c->t0 = c->due < c->t0 ? c->due : c->t0;
@@ -241,7 +240,7 @@ static void complete(struct conn *c, const char *body)
 {
 	struct lg *lg = c->lg;
 	enum kind k = c->kind;
-	int st = c->status;
+	int st = c->ans.status;
 
 	c->busy = 0;
 	sample_add(&lg->lat[k], now_ns() - c->t0);
@@ -261,7 +260,7 @@ static void complete(struct conn *c, const char *body)
 	}
 	lg->ok[k]++;
 	if (k == K_CLAIM) {
-		if (!body || find_asg(body, c->body_len, c->asg, sizeof(c->asg)) != 0) {
+		if (!body || find_asg(body, c->ans.body_len, c->asg, sizeof(c->asg)) != 0) {
 			lg->err_parse++;
 			c->asg[0] = '\0';
 		}
@@ -271,39 +270,6 @@ static void complete(struct conn *c, const char *body)
 	}
 }
 
-static int parse_headers(struct conn *c, const char *h, size_t n)
-{
-	const char *p = h, *end = h + n, *eol;
-	int first = 1;
-
-	c->status = 0;
-	c->body_len = 0;
-	c->close_after = 0;
-	for (; p < end; p = eol + 2) {
-		eol = memmem(p, (size_t)(end - p), "\r\n", 2);
-		if (!eol)
-			eol = end;
-		if (first) {
-			if (sscanf(p, "HTTP/1.%*d %d", &c->status) != 1)
-				return -1;
-			first = 0;
-		} else if ((size_t)(eol - p) > 15 && strncasecmp(p, "Content-Length:", 15) == 0) {
-			c->body_len = strtoul(p + 15, NULL, 10);
-		} else if ((size_t)(eol - p) > 11 && strncasecmp(p, "Connection:", 11) == 0) {
-			const char *v = p + 11;
-			while (*v == ' ')
-				v++;
-			if (strncasecmp(v, "close", 5) == 0)
-				c->close_after = 1;
-		} else if ((size_t)(eol - p) > 18 && strncasecmp(p, "Transfer-Encoding:", 18) == 0) {
-			return -1; /* chunked answers are not expected on these routes */
-		}
-		if (eol == end)
-			break;
-	}
-	return first ? -1 : 0;
-}
-
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -311,32 +277,21 @@ static void on_read(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	while (c->busy) {
-		if (!c->have_headers) {
-			struct evbuffer_ptr pos = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-			size_t hlen;
-			if (pos.pos < 0) {
-				if (evbuffer_get_length(in) > MAX_HEADER)
-					goto bad;
-				return;
-			}
-			hlen = (size_t)pos.pos + 4;
-			if (parse_headers(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)hlen), hlen) != 0)
-				goto bad;
-			evbuffer_drain(in, hlen);
-			c->have_headers = 1;
-		}
-		if (evbuffer_get_length(in) < c->body_len)
+		int got = httpc_read(&c->ans, in, SIZE_MAX);
+		if (got == HTTPC_MORE)
 			return;
+		if (got == HTTPC_BAD)
+			goto bad;
 		{
 			const char *body = NULL;
-			if (c->kind == K_CLAIM && c->status == 200)
-				body = (const char *)evbuffer_pullup(in, (ev_ssize_t)c->body_len);
+			if (c->kind == K_CLAIM && c->ans.status == 200)
+				body = (const char *)evbuffer_pullup(in, (ev_ssize_t)c->ans.body_len);
 			complete(c, body);
-			evbuffer_drain(in, c->body_len);
+			evbuffer_drain(in, c->ans.body_len);
 		}
 		if (lg->stopping)
 			return;
-		if (c->close_after) {
+		if (c->ans.close_after) {
 			conn_reset(c);
 			return;
 		}
@@ -395,31 +350,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	stop(arg);
-}
-
-static char **read_keys(const char *file, int *n)
-{
-	FILE *fp = fopen(file, "r");
-	char line[512], **keys = NULL;
-	int cap = 0;
-
-	*n = 0;
-	if (!fp)
-		die("cannot open the keys file");
-	while (fgets(line, sizeof(line), fp)) {
-		line[strcspn(line, "\r\n")] = '\0';
-		if (!line[0])
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			keys = realloc(keys, (size_t)cap * sizeof(*keys));
-			if (!keys)
-				die("out of memory");
-		}
-		keys[(*n)++] = strdup(line);
-	}
-	fclose(fp);
-	return keys;
 }
 
 static void usage(void)
@@ -481,7 +411,8 @@ int main(int argc, char **argv)
 	if (lg.project) {
 		if (!keyfile)
 			usage();
-		lg.keys = read_keys(keyfile, &lg.nkeys);
+		if (!(lg.keys = httpc_read_keys(keyfile, &lg.nkeys)))
+			return 2;
 		if (lg.nkeys < lg.nconns)
 			die("fewer keys than connections: each connection must be its own annotator");
 	}
