@@ -34,6 +34,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(OUT)/obj/%.o)
 APP_OBJ  := $(APP_SRC:%.c=$(OUT)/obj/%.o) $(OUT)/obj/gen/openapi.o
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(OUT)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
+TESTKIT  := $(OUT)/obj/tests/unit/testkit.o
 BENCH_COMMON := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard bench/common/*.c))
 
 all: $(OUT)/tally $(TESTS) $(BENCHES) $(OUT)/bench/libwlog.so
@@ -45,9 +46,10 @@ $(OUT)/libtally.a: $(LIB_OBJ)
 $(OUT)/tally: $(APP_OBJ) $(OUT)/libtally.a
 	$(CC) $(OPT) $(LDOPT) -o $@ $(APP_OBJ) $(OUT)/libtally.a $(LIBS)
 
-$(OUT)/tests/%: tests/unit/%.c $(OUT)/libtally.a
+# tests/unit/testkit.c (helpers, no tests of its own) goes into every test
+$(OUT)/tests/%: tests/unit/%.c $(TESTKIT) $(OUT)/libtally.a
 	@mkdir -p $(@D)
-	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(OUT)/libtally.a $(LIBS) -lcmocka
+	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(TESTKIT) $(OUT)/libtally.a $(LIBS) -lcmocka
 
 # what the bench clients share (bench/common/) goes into every bench tool
 $(OUT)/bench/%: bench/%.c $(BENCH_COMMON) $(OUT)/libtally.a
@@ -77,4 +79,6 @@ clean:
 	rm -rf build
 
 .PHONY: all clean
--include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BENCH_COMMON:.o=.d)
+# objects made on the way to a test or bench binary: kept, not rebuilt each time
+.SECONDARY: $(TESTKIT) $(BENCH_COMMON)
+-include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BENCH_COMMON:.o=.d) $(TESTKIT:.o=.d)

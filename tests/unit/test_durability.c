@@ -17,9 +17,10 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "testkit.h"
 
 struct world {
-	char dir[64], path[96];
+	char dir[TK_DIR_MAX], path[TK_PATH_MAX];
 	struct store *s;
 };
 
@@ -30,10 +31,8 @@ static int setup(void **state)
 
 	if (!w)
 		return -1;
-	strcpy(w->dir, "/tmp/tally-dur.XXXXXX");
-	if (!mkdtemp(w->dir))
+	if (tk_db_dir("dur", w->dir, w->path) != 0)
 		return -1;
-	snprintf(w->path, sizeof(w->path), "%s/t.db", w->dir);
 	tly_err_clear(&err);
 	if (store_sqlite_open(w->path, 1, &w->s, &err) != TLY_OK)
 		return -1;
@@ -44,15 +43,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct world *w = *state;
-	char p[128];
 
 	w->s->ops->close(w->s);
-	snprintf(p, sizeof(p), "%s-wal", w->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", w->path);
-	unlink(p);
-	unlink(w->path);
-	rmdir(w->dir);
+	tk_db_remove(w->dir);
 	free(w);
 	return 0;
 }
@@ -285,7 +278,7 @@ static void test_checkpoints_keep_the_wal_bounded(void **state)
 	struct world *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
-	char wal[128];
+	char wal[TK_PATH_MAX + 8];
 	off_t after_first, after_more;
 
 	snprintf(wal, sizeof(wal), "%s-wal", w->path);
@@ -306,7 +299,7 @@ static void test_without_checkpoints_the_wal_grows(void **state)
 	struct world *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
-	char wal[128];
+	char wal[TK_PATH_MAX + 8];
 	off_t first, more;
 
 	/* the control for the test above: autocheckpoint is off once deferred */

@@ -18,33 +18,9 @@
 #include <sqlite3.h>
 
 #include "tally.h"
+#include "testkit.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static json_t *J(const char *sq)
-{
-	size_t n = strlen(sq);
-	char *s = malloc(n + 1);
-	json_error_t e;
-	json_t *v;
-
-	assert_non_null(s);
-	for (size_t i = 0; i <= n; i++)
-		s[i] = sq[i] == '\'' ? '"' : sq[i];
-	v = json_loads(s, JSON_DECODE_ANY, &e);
-	if (!v)
-		fail_msg("test JSON does not parse: %s (%s)", s, e.text);
-	free(s);
-	return v;
-}
-
-static const char *jstr(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	if (!s)
-		fail_msg("\"%s\" is not a string", key);
-	return s;
-}
 
 #define EXPECT_RC(call, code)                                                                  \
 	do {                                                                                    \
@@ -72,7 +48,7 @@ struct user {
 };
 
 struct world {
-	char dir[64], path[128];
+	char dir[TK_DIR_MAX], path[TK_PATH_MAX];
 	struct tly *t;
 	struct tly_err err;
 	struct user owner, ann[NUSERS], outsider;
@@ -102,10 +78,8 @@ static int setup(void **state)
 
 	if (!w)
 		return -1;
-	snprintf(w->dir, sizeof(w->dir), "/tmp/tly-queue-XXXXXX");
-	if (!mkdtemp(w->dir))
+	if (tk_db_dir("queue", w->dir, w->path) != 0)
 		return -1;
-	snprintf(w->path, sizeof(w->path), "%s/t.db", w->dir);
 	if (tly_open(w->path, 1, &w->t, &w->err) != TLY_OK)
 		return -1;
 	*state = w;
@@ -124,18 +98,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct world *w = *state;
-	static const char *const files[] = { "t.db", "t.db-wal", "t.db-shm", "t.db-journal" };
-	char p[192];
 
 	if (!w)
 		return 0;
 	json_decref(w->keep);
 	tly_close(w->t);
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(p, sizeof(p), "%s/%s", w->dir, files[i]);
-		unlink(p);
-	}
-	rmdir(w->dir);
+	tk_db_remove(w->dir);
 	free(w);
 	return 0;
 }

@@ -14,26 +14,9 @@
 #include <string.h>
 
 #include "schema.h"
+#include "testkit.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-/* Parses single-quoted JSON; any JSON value. Fails the test on bad JSON. */
-static json_t *J(const char *sq)
-{
-	size_t n = strlen(sq);
-	char *s = malloc(n + 1);
-	json_error_t e;
-	json_t *v;
-
-	assert_non_null(s);
-	for (size_t i = 0; i <= n; i++)
-		s[i] = sq[i] == '\'' ? '"' : sq[i];
-	v = json_loads(s, JSON_DECODE_ANY, &e);
-	if (!v)
-		fail_msg("test JSON does not parse: %s (%s)", s, e.text);
-	free(s);
-	return v;
-}
 
 static long long jint(const json_t *o, const char *path)
 {

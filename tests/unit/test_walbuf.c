@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "testkit.h"
 #include "walbuf.h"
 
 /* ---- the probe under walbuf ---------------------------------------------- */
@@ -73,7 +74,7 @@ static int group_setup(void **state)
 /* ---- a database per test: a writer through walbuf, a reader beside it ---- */
 
 struct world {
-	char dir[64], path[96];
+	char dir[TK_DIR_MAX], path[TK_PATH_MAX];
 	sqlite3 *w, *r;
 };
 
@@ -91,10 +92,8 @@ static int setup(void **state)
 
 	if (!w)
 		return -1;
-	strcpy(w->dir, "/tmp/tally-walbuf.XXXXXX");
-	if (!mkdtemp(w->dir))
+	if (tk_db_dir("walbuf", w->dir, w->path) != 0)
 		return -1;
-	snprintf(w->path, sizeof(w->path), "%s/t.db", w->dir);
 	if (sqlite3_open_v2(w->path, &w->w, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			    walbuf_vfs()) != SQLITE_OK)
 		return -1;

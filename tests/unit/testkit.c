@@ -1,0 +1,58 @@
+/* testkit.c — helpers shared by the unit tests (see testkit.h). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testkit.h"
+
+json_t *J(const char *sq)
+{
+	size_t n = strlen(sq);
+	char *s = malloc(n + 1);
+	json_error_t e;
+	json_t *v;
+
+	assert_non_null(s);
+	for (size_t i = 0; i <= n; i++)
+		s[i] = sq[i] == '\'' ? '"' : sq[i];
+	v = json_loads(s, JSON_DECODE_ANY, &e);
+	if (!v)
+		fail_msg("test JSON does not parse: %s (%s)", s, e.text);
+	free(s);
+	return v;
+}
+
+const char *jstr(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	if (!s)
+		fail_msg("\"%s\" is not a string", key);
+	return s;
+}
+
+int tk_db_dir(const char *tag, char dir[TK_DIR_MAX], char path[TK_PATH_MAX])
+{
+	if (snprintf(dir, TK_DIR_MAX, "/tmp/tally-%s.XXXXXX", tag) >= TK_DIR_MAX || !mkdtemp(dir))
+		return -1;
+	return snprintf(path, TK_PATH_MAX, "%s/t.db", dir) < TK_PATH_MAX ? 0 : -1;
+}
+
+void tk_db_remove(const char *dir)
+{
+	static const char *const files[] = { "t.db", "t.db-wal", "t.db-shm", "t.db-journal" };
+	char p[TK_PATH_MAX + 16];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+		unlink(p);
+	}
+	rmdir(dir);
+}

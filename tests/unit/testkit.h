@@ -1,0 +1,25 @@
+/* testkit.h — what the unit tests share: JSON written with single quotes,
+ * string fields that must be there, and a database in a directory of its
+ * own. Linked into every test binary; failures go through cmocka. */
+#ifndef TLY_TESTKIT_H
+#define TLY_TESTKIT_H
+
+#include <jansson.h>
+
+#define TK_DIR_MAX 64
+#define TK_PATH_MAX 128
+
+/* Parses JSON written with ' for " (any value); fails the test on bad JSON. */
+json_t *J(const char *sq);
+
+/* o[key], which must be a string (else the test fails). */
+const char *jstr(const json_t *o, const char *key);
+
+/* Makes a fresh directory /tmp/tally-TAG.XXXXXX and puts the path of its
+ * t.db in path: 0, or -1 when it cannot. */
+int tk_db_dir(const char *tag, char dir[TK_DIR_MAX], char path[TK_PATH_MAX]);
+
+/* Removes t.db, its -wal, -shm and -journal, then the directory. */
+void tk_db_remove(const char *dir);
+
+#endif
