@@ -55,13 +55,23 @@ hello_run() { # TAG
 	HELLOPID=$BG_PID
 	wait_http "$HELLOPID" "$PORT" / || die "hello_evhttp did not start"
 	for c in $CONCS; do
+		local t0 t1 n st
 		say "hello-world GET: $c connections, $SECS s"
-		timeout $((SECS + 60)) "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" --get / | tee "$TMP/hello.$1.$c" >&2
+		t0=$(cpu_ticks "$HELLOPID")
+		timeout $((SECS + 60)) "$RUNSTAT" "$TMP/hstat.$1.$c" "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" \
+			--get / | tee "$TMP/hello.$1.$c" >&2
+		t1=$(cpu_ticks "$HELLOPID")
+		# CPU per request, server and client, to set beside tally's per cycle
+		n=$(field get_n "$(grep '^RESULT' "$TMP/hello.$1.$c")")
+		st=$(cat "$TMP/hstat.$1.$c" 2>/dev/null || true)
+		[ "${n:-0}" -gt 0 ] && HWHERE[$1.$c]="server $(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+			'BEGIN { printf "%d", 1e6 * t / hz / n }') µs, load generator $(awk -v u="$(field user_s "$st")" -v s="$(field sys_s "$st")" -v n="$n" \
+			'BEGIN { printf "%d", 1e6 * (u + s) / n }') µs"
 	done
 	bg_stop "$HELLOPID"
 }
 
-declare -A RES CPU HRES HRES1 HQ COMMITS
+declare -A RES CPU HRES HRES1 HQ COMMITS WHERE HWHERE
 hello_run 1
 for c in $CONCS; do HRES1[$c]=$(grep '^RESULT' "$TMP/hello.1.$c"); done
 for c in $CONCS; do
@@ -71,11 +81,24 @@ for c in $CONCS; do
 	say "claim+submit: $c annotators, $SECS s (tally serve on 127.0.0.1:$PORT)"
 	head -n "$c" "$TMP/keys" >"$TMP/keys.$c"
 	t0=$(cpu_ticks "$SERVE")
-	timeout $((SECS + 60)) "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" --claim "$PRJ" --keys "$TMP/keys.$c" \
+	thread_ticks "$SERVE" >"$TMP/thr0.$c"
+	head -n1 /proc/stat >"$TMP/stat0.$c"
+	timeout $((SECS + 60)) "$RUNSTAT" "$TMP/lgstat.$c" "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" \
+		--claim "$PRJ" --keys "$TMP/keys.$c" \
 		--answer '{"answers":{"label":"positive"},"duration_ms":1200}' | tee "$TMP/lg.$c" >&2
+	head -n1 /proc/stat >"$TMP/stat1.$c"
+	thread_ticks "$SERVE" >"$TMP/thr1.$c"
 	t1=$(cpu_ticks "$SERVE")
 	bg_stop "$SERVE"
 	RES[$c]=$(grep '^RESULT' "$TMP/lg.$c")
+	# where a cycle's CPU goes: the server's threads by name, the client, the machine
+	cyc=$(field cycles "${RES[$c]}")
+	if [ "${cyc:-0}" -gt 0 ]; then
+		lgst=$(cat "$TMP/lgstat.$c" 2>/dev/null || true)
+		WHERE[$c]="server $(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$cyc" \
+			'BEGIN { printf "%d", 1e6 * t / hz / n }') µs ($(per_cycle "$TMP/thr0.$c" "$TMP/thr1.$c" "$cyc")), load generator $(awk -v u="$(field user_s "$lgst")" -v s="$(field sys_s "$lgst")" -v n="$cyc" \
+			'BEGIN { printf "%d", 1e6 * (u + s) / n }') µs; machine $(cpu_idle "$TMP/stat0.$c" "$TMP/stat1.$c")"
+	fi
 	CPU[$c]=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$(field secs "${RES[$c]}")" \
 		'BEGIN { printf "%.0f%%", 100 * t / hz / s }')
 	# the server's own count, when it logs one ("N requests in M commits; ... syncs ...")
@@ -138,6 +161,10 @@ for c in $CONCS; do
 	if [ -n "${COMMITS[$c]}" ]; then
 		echo "server ($c annotators): ${COMMITS[$c]} (its own count, all requests)"
 	fi
+done
+for c in $CONCS; do
+	[ -z "${WHERE[$c]:-}" ] || echo "CPU per cycle ($c annotators): ${WHERE[$c]}"
+	[ -z "${HWHERE[1.$c]:-}" ] || echo "CPU per hello-world request ($c connections): ${HWHERE[1.$c]} before; ${HWHERE[2.$c]:-n/a} after"
 done
 for c in $CONCS; do
 	echo "hello-world, $c connections: $(field req_s "${HRES1[$c]}") req/s before tally's runs, $(field req_s "${HRES[$c]}") after; the ceiling is their mean"

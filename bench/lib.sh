@@ -131,6 +131,37 @@ cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
+# thread_ticks PID — one line per thread of PID: its name and the user+system
+# clock ticks it used so far (tally names its threads: tally-exec, tally-sync…;
+# the first event loop runs on the main thread, "tally")
+thread_ticks() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		# after "tid (comm) ", utime and stime are the 12th and 13th fields
+		printf '%s %s\n' "$(cat "$t/comm" 2>/dev/null)" \
+			"$(sed 's/^.*) //' "$t/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
+	done
+}
+
+# per_cycle BEFORE AFTER CYCLES — from two thread_ticks snapshots: "name µs, …"
+# per claim+submit cycle, by thread name (threads of one name summed), largest first
+per_cycle() {
+	awk -v cyc="$3" -v hz="$(getconf CLK_TCK)" '
+		FNR == NR { a[$1] += $2; next }
+		{ b[$1] += $2 }
+		END {
+			for (n in b) { d = b[n] - a[n]; if (d > 0) printf "%d %s\n", 1e6 * d / hz / cyc, n }
+		}' "$1" "$2" | sort -rn | awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 } END { print "" }'
+}
+
+# cpu_idle BEFORE AFTER — idle and iowait shares of the machine between two
+# copies of /proc/stat's first line
+cpu_idle() {
+	cat "$1" "$2" | awk '{ for (i = 2; i <= 9; i++) v[NR, i] = $i }
+		END { for (i = 2; i <= 9; i++) { d[i] = v[2, i] - v[1, i]; t += d[i] }
+		      printf "%.0f%% idle, %.0f%% iowait, %.0f%% softirq", 100 * d[5] / t, 100 * d[6] / t, 100 * d[8] / t }'
+}
+
 # field KEY LINE — the value of KEY=… in a "RESULT k=v …" line
 field() {
 	local k=$1 line=$2
