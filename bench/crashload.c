@@ -291,6 +291,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	struct cl *cl = c->cl;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	const char *body;
 	int delay;
 
 	if (!c->busy)
@@ -301,9 +302,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 	case HTTPC_BAD:
 		goto bad;
 	}
-	delay = complete(c, c->ans.body_len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)c->ans.body_len)
-					    : NULL,
-			 c->ans.body_len);
+	body = c->ans.body_len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)c->ans.body_len) : NULL;
+	delay = complete(c, body, c->ans.body_len);
 	evbuffer_drain(in, c->ans.body_len);
 	if (evbuffer_get_length(in) != 0)
 		goto bad;

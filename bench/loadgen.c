@@ -40,6 +40,7 @@
 #include "common/httpc.h"
 
 #define MAX_CONNS 4096
+#define MAX_BODY (64 << 20) /* an answer larger than this is a broken server */
 #define MAX_ERR_STATUS 600
 
 enum kind { K_CLAIM, K_SUBMIT, K_GET, K_N };
@@ -277,7 +278,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	while (c->busy) {
-		int got = httpc_read(&c->ans, in, SIZE_MAX);
+		int got = httpc_read(&c->ans, in, MAX_BODY);
 		if (got == HTTPC_MORE)
 			return;
 		if (got == HTTPC_BAD)
