@@ -1,7 +1,6 @@
 /* cmd_admin.c — set-up commands: init, org, user, key, project; serve and
  * routes. Each prints only the new object's id (or key) on stdout so that
  * scripts can capture it. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,25 +180,19 @@ int cmd_project(struct cli *c, int argc, char **argv)
 
 int cmd_serve(struct cli *c, int argc, char **argv)
 {
-	struct tly_http_opts o = { "127.0.0.1:8080", 32u << 20, 0, 0, 0 };
-	const char *listen = cli_opt(argc, argv, "--listen"), *mb = cli_opt(argc, argv, "--max-body");
-	long th, xt, mx;
+	struct tly_http_opts o = { "127.0.0.1:8080", 0, 0, 0, 0 };
+	const char *listen = cli_opt(argc, argv, "--listen");
+	long mb, th, xt, mx;
 	int rc;
 
 	if (listen)
 		o.listen = listen;
-	if (mb) {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(mb, &end, 10);
-		if (errno || *end || v < 1024 || v > (1ull << 32))
-			return usage_fail("--max-body: bytes, from 1024 to 4294967296");
-		o.max_body = (size_t)v;
-	}
-	if (cli_int_opt(argc, argv, "--threads", 1, 16, 1, &th) ||
+	if (cli_int_opt(argc, argv, "--max-body", 1024, 1L << 32, 32L << 20, &mb) ||
+	    cli_int_opt(argc, argv, "--threads", 1, 16, 1, &th) ||
 	    cli_read_threads(argc, argv, "--export-threads", &xt) ||
 	    cli_int_opt(argc, argv, "--max-exports", 1, 1024, TLY_HTTP_MAX_EXPORTS, &mx))
 		return EXIT_BAD;
+	o.max_body = (size_t)mb;
 	o.threads = (int)th;
 	o.export_threads = (int)xt;
 	o.max_exports = (int)mx;

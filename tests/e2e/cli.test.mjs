@@ -226,6 +226,15 @@ test('export read by several threads: the same bytes from the CLI (--threads) an
   assert.match(r.stderr, /--export-threads: a whole number from 1 to 8/);
 });
 
+test('serve --max-body outside 1024..4294967296 (or not a number) exits 1 and says the bounds', () => {
+  for (const bad of ['1023', '4294967297', '-5', '32M', '']) {
+    const r = w.cli(['serve', '--listen', '127.0.0.1:1', '--max-body', bad]);
+    assert.equal(r.status, 1, `--max-body ${JSON.stringify(bad)}: exit ${r.status}`);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /--max-body: a whole number from 1024 to 4294967296/);
+  }
+});
+
 test('TALLY_DB and --db after the command name both select the database', () => {
   const viaEnv = w.cli(['org', 'list'], { noDb: true, env: { TALLY_DB: w.db } });
   assert.equal(viaEnv.status, 0, viaEnv.stderr);
