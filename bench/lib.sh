@@ -154,7 +154,7 @@ per_cycle() {
 		}' "$1" "$2" | sort -rn | awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 } END { print "" }'
 }
 
-# cpu_idle BEFORE AFTER — idle and iowait shares of the machine between two
+# cpu_idle BEFORE AFTER — idle, iowait and softirq shares of the machine between two
 # copies of /proc/stat's first line
 cpu_idle() {
 	cat "$1" "$2" | awk '{ for (i = 2; i <= 9; i++) v[NR, i] = $i }
