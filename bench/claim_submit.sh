@@ -55,7 +55,7 @@ hello_run() { # TAG
 	HELLOPID=$BG_PID
 	wait_http "$HELLOPID" "$PORT" / || die "hello_evhttp did not start"
 	for c in $CONCS; do
-		local t0 t1 n st
+		local t0 t1 n
 		say "hello-world GET: $c connections, $SECS s"
 		t0=$(cpu_ticks "$HELLOPID")
 		timeout $((SECS + 60)) "$RUNSTAT" "$TMP/hstat.$1.$c" "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" \
@@ -63,10 +63,7 @@ hello_run() { # TAG
 		t1=$(cpu_ticks "$HELLOPID")
 		# CPU per request, server and client, to set beside tally's per cycle
 		n=$(field get_n "$(grep '^RESULT' "$TMP/hello.$1.$c")")
-		st=$(cat "$TMP/hstat.$1.$c" 2>/dev/null || true)
-		[ "${n:-0}" -gt 0 ] && HWHERE[$1.$c]="server $(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$n" \
-			'BEGIN { printf "%d", 1e6 * t / hz / n }') µs, load generator $(awk -v u="$(field user_s "$st")" -v s="$(field sys_s "$st")" -v n="$n" \
-			'BEGIN { printf "%d", 1e6 * (u + s) / n }') µs"
+		[ "${n:-0}" -gt 0 ] && HWHERE[$1.$c]="server $(ticks_us $((t1 - t0)) "$n") µs, load generator $(runstat_us "$TMP/hstat.$1.$c" "$n") µs"
 	done
 	bg_stop "$HELLOPID"
 }
@@ -94,10 +91,9 @@ for c in $CONCS; do
 	# where a cycle's CPU goes: the server's threads by name, the client, the machine
 	cyc=$(field cycles "${RES[$c]}")
 	if [ "${cyc:-0}" -gt 0 ]; then
-		lgst=$(cat "$TMP/lgstat.$c" 2>/dev/null || true)
-		WHERE[$c]="server $(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$cyc" \
-			'BEGIN { printf "%d", 1e6 * t / hz / n }') µs ($(per_cycle "$TMP/thr0.$c" "$TMP/thr1.$c" "$cyc")), load generator $(awk -v u="$(field user_s "$lgst")" -v s="$(field sys_s "$lgst")" -v n="$cyc" \
-			'BEGIN { printf "%d", 1e6 * (u + s) / n }') µs; machine $(cpu_idle "$TMP/stat0.$c" "$TMP/stat1.$c")"
+		WHERE[$c]="server $(ticks_us $((t1 - t0)) "$cyc") µs ($(per_cycle "$TMP/thr0.$c" "$TMP/thr1.$c" "$cyc"))"
+		WHERE[$c]+=", load generator $(runstat_us "$TMP/lgstat.$c" "$cyc") µs"
+		WHERE[$c]+="; machine $(cpu_idle "$TMP/stat0.$c" "$TMP/stat1.$c")"
 	fi
 	CPU[$c]=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$(field secs "${RES[$c]}")" \
 		'BEGIN { printf "%.0f%%", 100 * t / hz / s }')

@@ -143,6 +143,20 @@ thread_ticks() {
 	done
 }
 
+# ticks_us TICKS N — clock ticks of CPU as whole µs per one of N (cycles, requests)
+ticks_us() {
+	awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%d", 1e6 * t / hz / n }'
+}
+
+# runstat_us FILE N — the CPU a command run under runstat used (user + system),
+# as whole µs per one of N
+runstat_us() {
+	local st
+	st=$(cat "$1" 2>/dev/null || true)
+	awk -v u="$(field user_s "$st")" -v s="$(field sys_s "$st")" -v n="$2" \
+		'BEGIN { printf "%d", 1e6 * (u + s) / n }'
+}
+
 # per_cycle BEFORE AFTER CYCLES — from two thread_ticks snapshots: "name µs, …"
 # per claim+submit cycle, by thread name (threads of one name summed), largest first
 per_cycle() {
