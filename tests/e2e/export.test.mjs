@@ -127,6 +127,18 @@ test('export streams a large project: 5,000 tasks with big data, every line inta
   assert.ok(lines.every((l, i) => l.data.text === `${i}:${blob}` && l.status === 'queued' && l.responses.length === 0));
 });
 
+/** An export requested on a raw socket, to leave or stall mid-stream: the
+ * socket, and how many bytes came so far (pauseAfter: stop reading past that). */
+async function rawExport(port, project, key, pauseAfter = Infinity) {
+  const sock = net.connect(port, '127.0.0.1');
+  sock.on('error', () => {});
+  await new Promise((r) => sock.on('connect', r));
+  const seen = { sock, got: 0 };
+  sock.on('data', (d) => { seen.got += d.length; if (seen.got > pauseAfter) sock.pause(); });
+  sock.write(`GET /api/v1/projects/${project}/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n\r\n`);
+  return seen;
+}
+
 test('a client that goes away mid-export: the server drops the export and goes on; the next export is whole', { timeout: 120_000 }, async () => {
   const p = (await c.createProject({ name: 'dropped', fields: [{ name: 'text', type: 'text' }], questions: [{ name: 'q', type: 'rating' }] })).id;
   const blob = 'w'.repeat(2000);
@@ -135,14 +147,9 @@ test('a client that goes away mid-export: the server drops the export and goes o
   for (let k = 0; k < 7; k++)
     all.push(...(await c.createTasks(p, Array.from({ length: 1000 }, (_, i) => ({ data: { text: `${k}-${i}:${blob}` } })))).created);
   for (let round = 0; round < 3; round++) {
-    const sock = net.connect(srv.port, '127.0.0.1');
-    sock.on('error', () => {});
-    await new Promise((r) => sock.on('connect', r));
-    let got = 0;
-    sock.on('data', (d) => { got += d.length; });
-    sock.write(`GET /api/v1/projects/${p}/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${mgr.key}\r\n\r\n`);
-    while (got < 100_000 * (round + 1)) await sleep(5);
-    sock.destroy(); // gone with the export under way
+    const ex = await rawExport(srv.port, p, mgr.key);
+    while (ex.got < 100_000 * (round + 1)) await sleep(5);
+    ex.sock.destroy(); // gone with the export under way
     const r = await c.get(`/api/v1/projects/${p}`);
     assert.equal(r.status, 200);
     assert.equal(r.body.counts.queued, 7000);
@@ -162,14 +169,9 @@ test('--max-exports: one export more than the limit is 503 busy with Retry-After
     await m.createTasks(p, Array.from({ length: 1000 }, (_, i) => ({ data: { text: `${k}-${i}:${blob}` } })));
   const open = [];
   for (let i = 0; i < 2; i++) {
-    const sock = net.connect(s.port, '127.0.0.1');
-    sock.on('error', () => {});
-    await new Promise((r) => sock.on('connect', r));
-    let got = 0;
-    sock.on('data', (d) => { got += d.length; if (got > 50_000) sock.pause(); });
-    sock.write(`GET /api/v1/projects/${p}/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${mgr.key}\r\n\r\n`);
-    while (got === 0) await sleep(5);
-    open.push(sock);
+    const ex = await rawExport(s.port, p, mgr.key, 50_000);
+    while (ex.got === 0) await sleep(5);
+    open.push(ex.sock);
   }
   const busy = await rawRequest(s.port, `GET /api/v1/projects/${p}/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${mgr.key}\r\nConnection: close\r\n\r\n`);
   assert.equal(busy.status, 503, busy.text.slice(0, 300));
