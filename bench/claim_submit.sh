@@ -26,18 +26,7 @@ bench_setup
 T0=$(date +%s)
 
 say "setup: database, $MAXC annotators with keys, project, $TASKS tasks"
-"$TALLY" init
-ORG=$("$TALLY" org add bench)
-: >"$TMP/keys"
-for i in $(seq 1 "$MAXC"); do
-	"$TALLY" user add --org "$ORG" --email "a$i@bench.test" --role annotator >/dev/null
-	"$TALLY" key create --user "a$i@bench.test" 2>/dev/null >>"$TMP/keys"
-done
-write_schema "$TMP/schema.json"
-PRJ=$("$TALLY" project create --org "$ORG" --schema "$TMP/schema.json")
-gen_tasks "$TASKS" "$TMP/tasks.jsonl"
-timeout 300 "$TALLY" import "$PRJ" "$TMP/tasks.jsonl" >/dev/null
-rm -f "$TMP/tasks.jsonl"
+loop_setup "$TASKS" "$MAXC"
 
 say "ceiling: SQLite commits/s (WAL, synchronous=FULL, tally's tasks table), 3 s each"
 C1=$(timeout 60 "$SQLITE_INSERT" commits "$TALLY_DB" "$TMP/commits.db" 3 1 | grep '^RESULT')

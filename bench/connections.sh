@@ -45,11 +45,7 @@ T0=$(date +%s)
 say "setup: $CONNS annotators with keys (CLI), project, $TASKS tasks (tally import)"
 "$TALLY" init
 ORG=$("$TALLY" org add bench)
-: >"$TMP/keys"
-for i in $(seq 1 "$CONNS"); do
-	"$TALLY" user add --org "$ORG" --email "a$i@bench.test" --role annotator >/dev/null
-	"$TALLY" key create --user "a$i@bench.test" 2>/dev/null >>"$TMP/keys"
-done
+annotators "$ORG" "$CONNS" bench.test
 [ "$(wc -l <"$TMP/keys")" = "$CONNS" ] || die "made $(wc -l <"$TMP/keys") keys for $CONNS annotators"
 write_schema "$TMP/schema.json"
 gen_tasks "$TASKS" "$TMP/tasks.jsonl"

@@ -76,11 +76,7 @@ ms() { date +%s%3N; }
 say "setup: database, $NANN annotators with keys, projects A (min=max=3) and B (min 1, max 3, confidence 0.9), $TASKS tasks each"
 "$TALLY" init
 ORG=$("$TALLY" org add crash)
-: >"$TMP/keys"
-for i in $(seq 1 "$NANN"); do
-	"$TALLY" user add --org "$ORG" --email "a$i@crash.test" --role annotator >/dev/null
-	"$TALLY" key create --user "a$i@crash.test" 2>/dev/null >>"$TMP/keys"
-done
+annotators "$ORG" "$NANN" crash.test
 cat >"$TMP/a.json" <<'EOF'
 {"name":"crash-A","instructions":"Pick the feeling of the review.",
  "fields":[{"name":"text","type":"text"}],

@@ -201,6 +201,32 @@ gen_tasks() {
 	}' >"$2"
 }
 
+# annotators ORG N DOMAIN — N annotators a1@DOMAIN … aN@DOMAIN in ORG, with an
+# API key each, one a line in $TMP/keys
+annotators() {
+	local i
+	: >"$TMP/keys"
+	for i in $(seq 1 "$2"); do
+		"$TALLY" user add --org "$1" --email "a$i@$3" --role annotator >/dev/null
+		"$TALLY" key create --user "a$i@$3" 2>/dev/null >>"$TMP/keys"
+	done
+}
+
+# loop_setup TASKS KEYS — the annotator-loop database in $TALLY_DB: KEYS
+# annotators with an API key each (one a line in $TMP/keys), the bench
+# project (its id in PRJ) and TASKS tasks imported
+loop_setup() {
+	local org
+	"$TALLY" init
+	org=$("$TALLY" org add bench)
+	annotators "$org" "$2" bench.test
+	write_schema "$TMP/schema.json"
+	PRJ=$("$TALLY" project create --org "$org" --schema "$TMP/schema.json")
+	gen_tasks "$1" "$TMP/tasks.jsonl"
+	timeout 300 "$TALLY" import "$PRJ" "$TMP/tasks.jsonl" >/dev/null
+	rm -f "$TMP/tasks.jsonl"
+}
+
 # the project every benchmark uses: one choice question, one answer per task
 write_schema() {
 	cat >"$1" <<'EOF'

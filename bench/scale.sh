@@ -69,11 +69,7 @@ T0=$(date +%s)
 say "setup: $MAXC annotators with keys, project, $SMALL tasks by tally import"
 "$TALLY" init
 ORG=$("$TALLY" org add bench)
-: >"$TMP/keys"
-for i in $(seq 1 "$MAXC"); do
-	"$TALLY" user add --org "$ORG" --email "a$i@bench.test" --role annotator >/dev/null
-	"$TALLY" key create --user "a$i@bench.test" 2>/dev/null >>"$TMP/keys"
-done
+annotators "$ORG" "$MAXC" bench.test
 "$TALLY" user add --org "$ORG" --email "manager@bench.test" --role manager >/dev/null
 MGR_KEY=$("$TALLY" key create --user "manager@bench.test" 2>/dev/null)
 write_schema "$TMP/schema.json"
