@@ -1035,12 +1035,7 @@ static struct job *jobq_take(struct jobq *q, int64_t wait_us, int *stopped)
 		if (wait_us < 0) {
 			pthread_cond_wait(&q->wake, &q->mu);
 		} else {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long)wait_us * 1000;
-			ts.tv_sec += ts.tv_nsec / 1000000000;
-			ts.tv_nsec %= 1000000000;
-			pthread_cond_timedwait(&q->wake, &q->mu, &ts);
+			tly_cond_wait_us(&q->wake, &q->mu, wait_us);
 		}
 	}
 	*stopped = !q->head && q->stop;
