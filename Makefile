@@ -56,6 +56,23 @@ $(OUT)/bench/%: bench/%.c $(BENCH_COMMON) $(OUT)/libtally.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE) -Ibench $(OPT) $(LDOPT) -o $@ $< $(BENCH_COMMON) $(OUT)/libtally.a $(LIBS)
 
+# the libh2o-evloop bench servers (hello_h2o, loop_h2o): what another HTTP
+# library would cost; only they link h2o
+H2O_COMMON := $(OUT)/obj/bench/h2oloop/h2oloop.o
+
+$(OUT)/obj/bench/h2oloop/%.o: bench/h2oloop/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -Ibench $(OPT) -c -o $@ $<
+
+$(OUT)/bench/hello_h2o: bench/hello_h2o.c $(H2O_COMMON)
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -Ibench $(OPT) $(LDOPT) -o $@ $< $(H2O_COMMON) -lh2o-evloop
+
+$(OUT)/bench/loop_h2o: bench/loop_h2o.c $(H2O_COMMON) $(OUT)/obj/src/http/batch.o $(OUT)/libtally.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE) -Ibench $(OPT) $(LDOPT) -o $@ $< $(H2O_COMMON) $(OUT)/obj/src/http/batch.o \
+		$(OUT)/libtally.a $(LIBS) -lh2o-evloop
+
 # the power-cut test's write logger: an LD_PRELOAD library, never sanitized
 # (it goes in front of whichever tally binary it watches)
 $(OUT)/bench/libwlog.so: bench/preload/wlog.c bench/preload/wlog.h
