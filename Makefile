@@ -8,7 +8,7 @@ MODE ?= release
 CC ?= cc
 WARN = -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror
 BASE = -std=c17 -D_GNU_SOURCE -Isrc/lib -Isrc $(WARN) -MMD -MP
-LIBS = -lsqlite3 -ljansson -lsodium -levent -lm -lpthread
+LIBS = -lsqlite3 -ljansson -lsodium -levent -lh2o-evloop -lm -lpthread
 
 ifeq ($(MODE),asan)
   OUT = build/asan
@@ -56,8 +56,7 @@ $(OUT)/bench/%: bench/%.c $(BENCH_COMMON) $(OUT)/libtally.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE) -Ibench $(OPT) $(LDOPT) -o $@ $< $(BENCH_COMMON) $(OUT)/libtally.a $(LIBS)
 
-# the libh2o-evloop bench servers (hello_h2o, loop_h2o): what another HTTP
-# library would cost; only they link h2o
+# the hello-world ceiling on the server's own HTTP library (h2o)
 H2O_COMMON := $(OUT)/obj/bench/h2oloop/h2oloop.o
 
 $(OUT)/obj/bench/h2oloop/%.o: bench/h2oloop/%.c
@@ -67,11 +66,6 @@ $(OUT)/obj/bench/h2oloop/%.o: bench/h2oloop/%.c
 $(OUT)/bench/hello_h2o: bench/hello_h2o.c $(H2O_COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(BASE) -Ibench $(OPT) $(LDOPT) -o $@ $< $(H2O_COMMON) -lh2o-evloop
-
-$(OUT)/bench/loop_h2o: bench/loop_h2o.c $(H2O_COMMON) $(OUT)/obj/src/http/batch.o $(OUT)/libtally.a
-	@mkdir -p $(@D)
-	$(CC) $(BASE) -Ibench $(OPT) $(LDOPT) -o $@ $< $(H2O_COMMON) $(OUT)/obj/src/http/batch.o \
-		$(OUT)/libtally.a $(LIBS) -lh2o-evloop
 
 # the power-cut test's write logger: an LD_PRELOAD library, never sanitized
 # (it goes in front of whichever tally binary it watches)

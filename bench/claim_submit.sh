@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/claim_submit.sh — claim+submit throughput of `tally serve`, beside its
 # ceilings measured in the same run:
-#   - HTTP: a libevent evhttp hello-world (bench/hello_evhttp.c), one thread,
+#   - HTTP: an h2o hello-world (bench/hello_h2o.c, the server's library), one thread,
 #     driven by the very same client (bench/loadgen.c) at the same concurrency,
 #     once before tally's runs and once after (the ceiling is the mean);
 #   - disk: SQLite WAL synchronous=FULL commits/s on the tasks table (each
@@ -39,10 +39,10 @@ rm -f "$TMP"/commits.db*
 hello_run() { # TAG
 	local c
 	PORT=$(free_port)
-	say "ceiling ($1 of 2): hello_evhttp on 127.0.0.1:$PORT"
+	say "ceiling ($1 of 2): hello_h2o on 127.0.0.1:$PORT"
 	bg_start "$TMP/hello.log" "$HELLO" "$PORT"
 	HELLOPID=$BG_PID
-	wait_http "$HELLOPID" "$PORT" / || die "hello_evhttp did not start"
+	wait_http "$HELLOPID" "$PORT" / || die "hello_h2o did not start"
 	for c in $CONCS; do
 		local t0 t1 n
 		say "hello-world GET: $c connections, $SECS s"
@@ -123,7 +123,7 @@ for c in $CONCS; do
 	r=${RES[$c]} h=${HRES[$c]}
 	rq=$(field req_s "$r") hq=${HQ[$c]}
 	printf '| %-52s | %-14s | %-44s | %-7s |\n' \
-		"claim+submit, $c annotators: HTTP requests/s" "$rq req/s" "hello-world evhttp, $c conns: $hq req/s" "$(ratio "$rq" "$hq")"
+		"claim+submit, $c annotators: HTTP requests/s" "$rq req/s" "hello-world h2o, $c conns: $hq req/s" "$(ratio "$rq" "$hq")"
 	printf '| %-52s | %-14s | %-44s | %-7s |\n' \
 		"same: write requests/s (claim and submit both write)" "$rq req/s" "SQLite 1 row/commit (FULL): $c1 commits/s" "$(ratio "$rq" "$c1")"
 	printf '| %-52s | %-14s | %-44s | %-7s |\n' \

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/connections.sh — 1,000 concurrent keep-alive connections on one
 # `tally serve` for 60 s, each its own annotator (own user, own API key)
-# looping claim -> submit (bench/loadgen), beside the hello-world evhttp server
-# (bench/hello_evhttp, one thread, same limits) driven by the same client at
+# looping claim -> submit (bench/loadgen), beside the hello-world h2o server
+# (bench/hello_h2o, one thread, same limits) driven by the same client at
 # the same connection count for the same time.
 #
 #   bench/connections.sh [CONNS] [SECONDS] [TASKS] [RATE]
@@ -82,10 +82,10 @@ run_tally() { # TAG RATE
 run_hello() { # TAG RATE
 	local tag=$1 rate=$2
 	PORT=$(free_port)
-	say "ceiling: hello_evhttp, $CONNS connections, $SECS s, rate ${rate}/s per connection (127.0.0.1:$PORT)"
+	say "ceiling: hello_h2o, $CONNS connections, $SECS s, rate ${rate}/s per connection (127.0.0.1:$PORT)"
 	bg_start "$TMP/hello.log" "$HELLO" "$PORT"
 	HELLOPID=$BG_PID
-	wait_http "$HELLOPID" "$PORT" / || die "hello_evhttp did not start"
+	wait_http "$HELLOPID" "$PORT" / || die "hello_h2o did not start"
 	timeout $((SECS + 90)) "$LOADGEN" -p "$PORT" -c "$CONNS" -d "$SECS" --rate "$rate" --get / >"$TMP/lg.$tag" 2>&1 || die "loadgen (hello) failed"
 	bg_stop "$HELLOPID"
 	cat "$TMP/lg.$tag" >&2

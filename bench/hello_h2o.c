@@ -1,7 +1,8 @@
-/* hello_h2o.c — the hello-world ceiling of libh2o-evloop (Debian's h2o
- * 2.2), one thread, HTTP/1.1 keep-alive, answering every request with the
- * same small JSON object as bench/hello_evhttp.c. Beside hello_evhttp it
- * tells what the HTTP library alone costs per request (bench/http_layer.sh).
+/* hello_h2o.c — the ceiling for tally's HTTP layer: an h2o (libh2o-evloop,
+ * Debian's h2o 2.2) server, one thread, HTTP/1.1 keep-alive, answering every
+ * request with a small JSON object. Configured like src/http/server.c (same
+ * body limit, idle timeout and Server header) so the only difference from
+ * tally is the work done per request.
  *
  *   build/bench/hello_h2o PORT        listens on 127.0.0.1:PORT until
  *                                     SIGTERM/SIGINT

@@ -13,7 +13,7 @@ say() { echo "== $*" >&2; }
 
 bench_setup() {
 	local b
-	for b in tally bench/loadgen bench/hello_evhttp bench/sqlite_insert bench/runstat; do
+	for b in tally bench/loadgen bench/hello_h2o bench/sqlite_insert bench/runstat; do
 		[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run make -C $ROOT -j2 first"
 	done
 	TMP=$(mktemp -d "${TMPDIR:-/tmp}/tally-bench.XXXXXX")
@@ -21,10 +21,10 @@ bench_setup() {
 	trap 'exit 130' INT TERM
 	# a private copy of every binary: the build tree may change under a long run
 	mkdir -p "$TMP/bin"
-	cp "$BUILD/tally" "$BUILD"/bench/{loadgen,hello_evhttp,sqlite_insert,runstat} "$TMP/bin/"
+	cp "$BUILD/tally" "$BUILD"/bench/{loadgen,hello_h2o,sqlite_insert,runstat} "$TMP/bin/"
 	TALLY=$TMP/bin/tally
 	LOADGEN=$TMP/bin/loadgen
-	HELLO=$TMP/bin/hello_evhttp
+	HELLO=$TMP/bin/hello_h2o
 	SQLITE_INSERT=$TMP/bin/sqlite_insert
 	RUNSTAT=$TMP/bin/runstat
 	export TALLY_DB=$TMP/tally.db

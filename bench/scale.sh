@@ -10,7 +10,7 @@
 #     every 5 ms (bench/scale_ready.c)         target: under 200 ms on big
 #   - VmRSS of the idle server, 1 s after it is ready and 1 s after the load
 #                                              target: under 20 MB
-# beside a hello-world evhttp server (bench/hello_evhttp) measured the same
+# beside a hello-world h2o server (bench/hello_h2o) measured the same
 # way: its exec-to-ready time, idle RSS and latency at the same concurrency.
 # Then, on the big database only: a manager's dashboard while 8 annotators
 # label (GET /api/v1/projects/{id}, whose counts read the whole queue, every
@@ -150,7 +150,7 @@ start_ready() {
 	SPID=$(field pid "$r")
 }
 
-# ---- ceilings: hello-world evhttp, exec-to-ready, idle RSS, latency ------------
+# ---- ceilings: hello-world h2o, exec-to-ready, idle RSS, latency ------------
 declare -A H_READY H_RSS H_P99 H_P50 RUN_P99 RUN_P50 RUN_SP99 RUN_CYC RUN_ERR RUN_LEFT READY_LIST
 READY_PATH=/
 for r in $(seq 1 "$REPS"); do

@@ -76,6 +76,8 @@ int h2oloop_init(struct h2oloop *lp, const char *port,
 	}
 	h2o_config_init(&lp->config);
 	lp->config.max_request_entity_size = H2OLOOP_MAX_BODY;
+	lp->config.http1.req_timeout = H2OLOOP_IDLE_TIMEOUT_MS;
+	lp->config.server_name = h2o_iovec_init(H2O_STRLIT("tally"));
 	host = h2o_config_register_host(&lp->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h = h2o_create_handler(h2o_config_register_path(host, "/", 0), sizeof(*h));
 	h->on_req = on_req;

@@ -1,8 +1,6 @@
-/* h2oloop.h — what the libh2o-evloop bench servers share (hello_h2o.c,
- * loop_h2o.c): one event loop on 127.0.0.1:PORT, one handler for every
- * path, SIGTERM/SIGINT ending the loop, and a small-reply helper. Only the
- * bench uses h2o: tally serve is on libevent's evhttp (docs/PERFORMANCE.md
- * says what a switch would buy). */
+/* h2oloop.h — an h2o bench server's frame (bench/hello_h2o.c): one event
+ * loop on 127.0.0.1:PORT, one handler for every path, SIGTERM/SIGINT ending
+ * the loop, and a small-reply helper. */
 #ifndef TLY_BENCH_H2O_LOOP_H
 #define TLY_BENCH_H2O_LOOP_H
 
@@ -17,8 +15,9 @@ struct h2oloop {
 	int stop;
 };
 
-/* The request bodies a bench server reads: a submit is a few hundred bytes. */
-#define H2OLOOP_MAX_BODY (1024 * 1024)
+/* As tally serve's defaults (src/http/server.c, --max-body). */
+#define H2OLOOP_MAX_BODY (32u << 20)
+#define H2OLOOP_IDLE_TIMEOUT_MS 120000
 
 /* Listens on 127.0.0.1:port; on_req answers every request. 0, or -1 with a
  * message on stderr (who: the program's name). */

@@ -1,7 +1,7 @@
-/* server.c — the HTTP/1.1 server on libevent's evhttp.
+/* server.c — the HTTP/1.1 server on h2o (libh2o-evloop).
  *
  * Worker threads (--threads, default 1), each with its own event loop and
- * evhttp, accept from one listening socket. A request flows: evhttp ->
+ * h2o context, accept from one listening socket. A request flows: h2o ->
  * dispatch() -> route match (table below) -> body parse (bounded by
  * --max-body, JSON) -> a job for the executor, the one thread that writes
  * through the library: [library lock] authentication -> handler -> library
@@ -17,14 +17,17 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+#include <event2/http.h>              /* evhttp_parse_query_str: the query parser only */
 #include <event2/keyvalq_struct.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <jansson.h>
 #include <signal.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -49,6 +52,14 @@ extern const size_t tly_openapi_json_len;
 #define TEXT_CAP ((size_t)1 << 30)
 #define EXPORT_BUF_CAP (256u << 20)
 #define RETRY_AFTER "5"       /* seconds, on a 503: an export takes seconds */
+#define PATH_MAX_LEN 2048     /* longer paths match no route */
+#define QUERY_MAX_LEN 4096
+#define AUTH_MAX_LEN 512      /* longer Authorization values are no key of ours */
+#define REASON_MAX 512       /* as a tly_err message */
+#define IDLE_TIMEOUT_MS 120000
+
+/* The methods the route table knows; any other is 405 on a known path. */
+enum method { M_GET, M_POST, M_PUT, M_DELETE, M_PATCH, M_HEAD, M_OPTIONS, M_OTHER };
 
 struct worker;
 struct stream;
@@ -57,18 +68,26 @@ struct stream;
  * a stream's chunks wait the same way, one at a time. */
 enum reply_kind { R_FULL, R_STREAM, R_CHUNK };
 
+/* Everything of a reply lives here until the worker sends it: the executor
+ * and the reader fill it without touching h2o, whose objects belong to the
+ * worker's thread. */
 struct reply {
 	struct pending hdr;        /* first: the batch queue's part */
 	enum reply_kind kind;
-	struct evhttp_request *ev;
+	h2o_req_t *req;            /* worker only; NULL once the client went away */
+	struct reply **guard;      /* in req's pool: clears req when the pool goes */
 	int status;
-	struct evbuffer *body;     /* R_FULL */
+	struct tly_buf body;       /* R_FULL; kept with the job for the next request */
+	int json;                  /* Content-Type: application/json */
+	int retry_after;           /* Retry-After (a 503 busy) */
+	char reason[REASON_MAX];   /* Tally-Reason (why a claim got no task), "" none */
 	struct stream *stream;     /* R_STREAM, R_CHUNK */
 };
 
 struct req {
 	struct tly *t;
-	struct evhttp_request *ev;
+	char auth[AUTH_MAX_LEN + 1]; /* the Authorization header, copied */
+	int auth_state;             /* 0 absent, 1 copied, 2 too long */
 	struct tly_actor actor;
 	const char *params[MAX_PARAMS];
 	struct evkeyvalq query;
@@ -98,11 +117,13 @@ struct worker {
 	int id;
 	pthread_t thread;
 	int started;
-	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *sock;
-	struct event *wake, *drain_timer;
-	int streams, draining;
+	h2o_context_t ctx;
+	h2o_accept_ctx_t accept;
+	h2o_socket_t *listener, *wake, *signals;
+	struct conn *conns;         /* every open connection (a clean stop closes them) */
+	int nconns;
+	int streams, draining, closing, done;
+	int64_t closing_at;         /* when the connections were shut down */
 	long outstanding;           /* replies queued and not sent yet */
 	struct job *spare;          /* sent jobs kept for reuse (job_get) */
 	int nspare;
@@ -120,7 +141,6 @@ struct jobq {
 	pthread_cond_t wake;
 	struct job *head, **tail;
 	struct tly *t;              /* the reader's own handle (the executor's: NULL) */
-	struct tly_buf text;        /* the reply of a TEXT route, reused */
 	int stop, started;
 };
 
@@ -143,7 +163,8 @@ struct server {
 	pthread_mutex_t lock;       /* the library (t and its store): one caller at a time */
 	struct batcher *batch;
 	struct refitter refit;
-	struct event *sigterm, *sigint;
+	h2o_globalconf_t config;
+	int config_ready;
 	atomic_int draining;
 	_Atomic int64_t drain_deadline;
 	int nworkers;
@@ -166,7 +187,7 @@ typedef enum tly_code (*handler_fn)(struct req *r, json_t **out, struct tly_err 
 enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8, READ = 16, TEXT = 32 };
 
 struct route {
-	enum evhttp_cmd_type method;
+	enum method method;
 	const char *pattern;
 	handler_fn handler;
 	int status;
@@ -281,15 +302,86 @@ static enum tly_code h_heartbeat(struct req *r, json_t **out, struct tly_err *er
 /* ---- sending --------------------------------------------------------------- */
 
 static const char *reason(int status);
-static void stream_start(struct stream *st);
+static void stream_start(struct worker *w, struct stream *st, h2o_req_t *req);
 static void stream_ready(struct stream *st, int failed);
 static void stream_free(struct stream *st);
 struct job;
 static void job_put(struct worker *w, struct job *j);
 
-static void send_now(struct evhttp_request *ev, int status, struct evbuffer *body)
+/* The request's pool is going with its connection: the reply must not
+ * touch it any more. */
+static void guard_gone(void *p)
 {
-	evhttp_send_reply(ev, status, reason(status), body);
+	struct reply *rep = *(struct reply **)p;
+
+	if (rep)
+		rep->req = NULL;
+}
+
+static void guard_set(struct reply *rep, h2o_req_t *req)
+{
+	rep->req = req;
+	rep->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*rep->guard), guard_gone);
+	*rep->guard = rep;
+}
+
+/* Lets go of the request: from here on h2o owns it alone. */
+static h2o_req_t *guard_release(struct reply *rep)
+{
+	h2o_req_t *req = rep->req;
+
+	if (req)
+		*rep->guard = NULL;
+	rep->req = NULL;
+	return req;
+}
+
+/* Tally-Reason carries a library message: no byte below a space reaches the
+ * header (no CR LF splitting it). */
+static void header_safe(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+/* Sends rep's whole reply on its request (worker thread), if the client is
+ * still there. */
+static void send_reply(struct worker *w, struct reply *rep)
+{
+	static h2o_generator_t whole = { NULL, NULL };
+	h2o_req_t *req = guard_release(rep);
+	h2o_iovec_t body;
+
+	if (!req)
+		return;
+	req->res.status = rep->status;
+	req->res.reason = reason(rep->status);
+	if (rep->json && rep->status != 204)
+		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, "Content-Type",
+			       H2O_STRLIT("application/json"));
+	if (rep->retry_after)
+		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, "Retry-After",
+			       H2O_STRLIT(RETRY_AFTER));
+	if (rep->reason[0]) {
+		header_safe(rep->reason);
+		h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("tally-reason"), 0,
+				      "Tally-Reason", rep->reason, strlen(rep->reason));
+	}
+	/* draining: answer, then close, so a busy keep-alive client cannot keep
+	 * the drain going until its deadline */
+	if (w->draining)
+		req->http1_is_persistent = 0;
+	if (rep->status == 204) { /* no body, and no Content-Length either (RFC 9110) */
+		req->res.content_length = SIZE_MAX;
+		h2o_start_response(req, &whole);
+		h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+		return;
+	}
+	body = h2o_strdup(&req->pool, rep->body.p ? rep->body.p : "", rep->body.len);
+	req->res.content_length = body.len;
+	h2o_start_response(req, &whole);
+	h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
 }
 
 static void fill_failed(struct reply *rep)
@@ -297,11 +389,12 @@ static void fill_failed(struct reply *rep)
 	static const char body[] = "{\"error\":{\"code\":\"internal\","
 				   "\"message\":\"the write could not be committed\"}}";
 
-	if (!rep->body)
-		rep->body = evbuffer_new();
-	evbuffer_drain(rep->body, evbuffer_get_length(rep->body));
-	evbuffer_add(rep->body, body, sizeof(body) - 1);
+	tly_buf_reset(&rep->body);
+	tly_buf_add(&rep->body, body, sizeof(body) - 1);
 	rep->status = 500;
+	rep->json = 1;
+	rep->retry_after = 0;
+	rep->reason[0] = '\0';
 }
 
 /* A reply whose batch is on disk (or failed) goes out, in the owner's thread. */
@@ -315,12 +408,16 @@ static void deliver(struct worker *w, struct reply *rep)
 		stream_free(rep->stream);
 		rep->kind = R_FULL;
 	}
-	if (rep->kind == R_STREAM)
-		stream_start(rep->stream);
-	else {
+	if (rep->kind == R_STREAM) {
+		h2o_req_t *req = guard_release(rep);
+		if (req)
+			stream_start(w, rep->stream, req);
+		else /* the client left before the export began */
+			stream_free(rep->stream);
+	} else {
 		if (rep->hdr.failed)
 			fill_failed(rep);
-		send_now(rep->ev, rep->status, rep->body);
+		send_reply(w, rep);
 	}
 	w->outstanding--;
 	job_put(w, (struct job *)rep);
@@ -336,61 +433,54 @@ static void deliver(struct worker *w, struct reply *rep)
  *
  * Who touches what: the exporter owns buf, done and read_failed while
  * reading is set; the worker owns everything else, and buf again once the
- * chunk is handed back through its mailbox. */
+ * chunk is handed back through its mailbox. h2o sends from sending (a
+ * chunk's bytes stay put until h2o calls proceed) and the stream lives until
+ * the request's pool goes (gone), so h2o never reads freed memory. */
 struct stream {
+	h2o_generator_t gen;        /* first: h2o hands it back to proceed/stop */
 	struct worker *w;
-	struct evhttp_request *ev;
-	struct evhttp_connection *conn;
+	h2o_req_t *req;             /* NULL once the request is gone */
+	struct stream **guard;      /* in req's pool */
 	struct tly_export *x;
 	struct tly_buf buf;         /* the chunk read ahead */
-	struct evbuffer *out;       /* what goes into the connection next */
+	struct tly_buf sending;     /* the chunk h2o is sending */
 	struct reply chunk;         /* hands buf back once its batch is durable */
 	struct stream *next;        /* in the exporter's queue */
 	int done, read_failed;      /* set by the exporter */
-	int reading, ready, sending, closed, started;
-	int ev_ours;                /* the peer left mid-reply: evhttp let go of ev, we free it */
+	int reading, ready, busy, ended, started;
 };
 
 static void stream_free(struct stream *st)
 {
-	if (st->conn)
-		evhttp_connection_set_closecb(st->conn, NULL, NULL);
+	if (st->req) /* still h2o's: it frees the stream when the pool goes */
+		return;
 	if (st->started)
 		st->w->streams--;
 	tly_export_free(st->x);
 	tly_buf_free(&st->buf);
-	evbuffer_free(st->out);
-	if (st->ev_ours)
-		evhttp_request_free(st->ev);
+	tly_buf_free(&st->sending);
 	atomic_fetch_sub(&st->w->srv->exports, 1);
 	free(st);
 }
 
-/* The export cannot go on (a read failed, a batch it may have seen failed,
- * the server stops): the connection is closed without the chunked
- * terminator, so the client sees a cut transfer rather than a short export. */
-static void stream_abort(struct stream *st)
+/* The request's pool goes (the reply ended, or the client left). */
+static void stream_gone(void *p)
 {
-	struct evhttp_connection *conn = st->conn;
+	struct stream *st = *(struct stream **)p;
 
-	stream_free(st); /* unhooks the close callback */
-	if (conn)
-		evhttp_connection_free(conn);
-}
-
-static void stream_closed(struct evhttp_connection *conn, void *arg)
-{
-	struct stream *st = arg;
-
-	(void)conn;
-	st->conn = NULL;
-	st->closed = 1;   /* the peer went away: the request is gone with it */
-	/* On a peer's EOF evhttp detaches a request whose reply is not ended and
-	 * leaves it to us (the one reply_end would free); when the server stops,
-	 * the request is still the connection's and evhttp frees it after this. */
-	st->ev_ours = evhttp_request_get_connection(st->ev) == NULL;
+	if (!st)
+		return;
+	st->req = NULL;
+	st->ended = 1;
 	if (!st->reading) /* else the chunk's delivery frees it */
 		stream_free(st);
+}
+
+/* The client left mid-export: h2o disposes of the request next. */
+static void stream_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+	(void)req;
+	((struct stream *)gen)->ended = 1;
 }
 
 static void stream_read(struct stream *st)
@@ -408,12 +498,13 @@ static void stream_read(struct stream *st)
 
 static void stream_push(struct stream *st);
 
-static void stream_flushed(struct evhttp_connection *conn, void *arg)
+/* h2o sent the last chunk: its buffer is free again. */
+static void stream_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
-	struct stream *st = arg;
+	struct stream *st = (struct stream *)gen;
 
-	(void)conn;
-	st->sending = 0;
+	(void)req;
+	st->busy = 0;
 	stream_push(st);
 }
 
@@ -421,21 +512,25 @@ static void stream_flushed(struct evhttp_connection *conn, void *arg)
  * the next: at most two chunks per export are in memory. */
 static void stream_push(struct stream *st)
 {
-	if (st->sending || !st->ready)
+	struct tly_buf t;
+	h2o_iovec_t iov;
+
+	if (st->busy || !st->ready || st->ended || !st->req)
 		return;
 	st->ready = 0;
-	if (st->buf.len)
-		evbuffer_add(st->out, st->buf.p, st->buf.len);
+	t = st->sending; /* the read-ahead chunk becomes the one being sent */
+	st->sending = st->buf;
+	st->buf = t;
+	tly_buf_reset(&st->buf);
+	iov = h2o_iovec_init(st->sending.p, st->sending.len);
 	if (st->done) {
-		if (evbuffer_get_length(st->out))
-			evhttp_send_reply_chunk(st->ev, st->out);
-		evhttp_send_reply_end(st->ev);
-		stream_free(st);
-		return;
+		st->ended = 1;
+		h2o_send(st->req, &iov, iov.len ? 1 : 0, H2O_SEND_STATE_FINAL);
+		return; /* freed when the pool goes */
 	}
-	if (evbuffer_get_length(st->out)) { /* an empty chunk would end the body */
-		st->sending = 1;
-		evhttp_send_reply_chunk_with_cb(st->ev, st->out, stream_flushed, st);
+	if (iov.len) { /* an empty chunk would end the body */
+		st->busy = 1;
+		h2o_send(st->req, &iov, 1, H2O_SEND_STATE_IN_PROGRESS);
 	}
 	stream_read(st);
 }
@@ -444,11 +539,17 @@ static void stream_push(struct stream *st)
 static void stream_ready(struct stream *st, int failed)
 {
 	st->reading = 0;
-	if (st->closed)
+	if (!st->req) {
 		stream_free(st);
-	else if (failed || st->read_failed)
-		stream_abort(st);
-	else {
+	} else if (st->ended) {
+		/* the client left; h2o frees the stream with the pool */
+	} else if (failed || st->read_failed) {
+		/* cut without the chunked terminator: the client sees a cut
+		 * transfer rather than a short export */
+		h2o_iovec_t none = { NULL, 0 };
+		st->ended = 1;
+		h2o_send(st->req, &none, 0, H2O_SEND_STATE_ERROR);
+	} else {
 		st->ready = 1;
 		stream_push(st);
 	}
@@ -529,28 +630,35 @@ static enum tly_code h_export(struct req *r, json_t **out, struct tly_err *err)
 	tly_export_threads(x, r->srv->export_threads);
 	st = tly_xcalloc(1, sizeof(*st));
 	st->w = r->w;
-	st->ev = r->ev;
 	st->x = x;
-	st->out = evbuffer_new();
+	st->gen.proceed = stream_proceed;
+	st->gen.stop = stream_stop;
 	st->chunk.kind = R_CHUNK;
 	st->chunk.stream = st;
 	st->chunk.hdr.owner = r->w->id;
 	tly_buf_init(&st->buf, EXPORT_BUF_CAP);
-	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Type",
-			  "application/x-ndjson");
+	tly_buf_init(&st->sending, EXPORT_BUF_CAP);
 	r->rep->kind = R_STREAM;
 	r->rep->stream = st;
 	return TLY_OK;
 }
 
-static void stream_start(struct stream *st)
+/* The export's reply begins (worker thread): chunked, NDJSON. */
+static void stream_start(struct worker *w, struct stream *st, h2o_req_t *req)
 {
 	st->started = 1;
-	st->w->streams++;
-	st->conn = evhttp_request_get_connection(st->ev);
-	if (st->conn)
-		evhttp_connection_set_closecb(st->conn, stream_closed, st);
-	evhttp_send_reply_start(st->ev, 200, "OK");
+	w->streams++;
+	st->req = req;
+	st->guard = h2o_mem_alloc_shared(&req->pool, sizeof(*st->guard), stream_gone);
+	*st->guard = st;
+	req->res.status = 200;
+	req->res.reason = "OK";
+	req->res.content_length = SIZE_MAX; /* chunked */
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, "Content-Type",
+		       H2O_STRLIT("application/x-ndjson"));
+	if (w->draining)
+		req->http1_is_persistent = 0;
+	h2o_start_response(req, &st->gen);
 	stream_read(st);
 }
 
@@ -628,38 +736,42 @@ static enum tly_code h_refit(struct req *r, json_t **out, struct tly_err *err)
 /* ---- the route table --------------------------------------------------------- */
 
 static const struct route routes[] = {
-	{ EVHTTP_REQ_GET, "/api/v1/openapi.json", h_openapi, 200, PUBLIC | SELF | READ },
-	{ EVHTTP_REQ_GET, "/api/v1/me", h_me, 200, READ },
-	{ EVHTTP_REQ_GET, "/api/v1/projects", h_project_list, 200, READ },
-	{ EVHTTP_REQ_POST, "/api/v1/projects", h_project_create, 201, BODY },
-	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}", h_project_get, 200, READ },
-	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/tasks", h_tasks_add, 201, BODY },
-	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/tasks", h_task_list, 200, READ },
-	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK | TEXT },
-	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/export", h_export, 200, SELF | READ },
-	{ EVHTTP_REQ_GET, "/api/v1/projects/{id}/quality", h_quality, 200, READ },
-	{ EVHTTP_REQ_POST, "/api/v1/projects/{id}/quality/refit", h_refit, 202, 0 },
-	{ EVHTTP_REQ_GET, "/api/v1/tasks/{id}", h_task_get, 200, READ },
-	{ EVHTTP_REQ_POST, "/api/v1/tasks/{id}/cancel", h_task_cancel, 200, 0 },
-	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/submit", h_submit, 201, BODY | TEXT },
-	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/release", h_release, 200, 0 },
-	{ EVHTTP_REQ_POST, "/api/v1/assignments/{id}/heartbeat", h_heartbeat, 200, 0 },
+	{ M_GET, "/api/v1/openapi.json", h_openapi, 200, PUBLIC | SELF | READ },
+	{ M_GET, "/api/v1/me", h_me, 200, READ },
+	{ M_GET, "/api/v1/projects", h_project_list, 200, READ },
+	{ M_POST, "/api/v1/projects", h_project_create, 201, BODY },
+	{ M_GET, "/api/v1/projects/{id}", h_project_get, 200, READ },
+	{ M_POST, "/api/v1/projects/{id}/tasks", h_tasks_add, 201, BODY },
+	{ M_GET, "/api/v1/projects/{id}/tasks", h_task_list, 200, READ },
+	{ M_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK | TEXT },
+	{ M_GET, "/api/v1/projects/{id}/export", h_export, 200, SELF | READ },
+	{ M_GET, "/api/v1/projects/{id}/quality", h_quality, 200, READ },
+	{ M_POST, "/api/v1/projects/{id}/quality/refit", h_refit, 202, 0 },
+	{ M_GET, "/api/v1/tasks/{id}", h_task_get, 200, READ },
+	{ M_POST, "/api/v1/tasks/{id}/cancel", h_task_cancel, 200, 0 },
+	{ M_POST, "/api/v1/assignments/{id}/submit", h_submit, 201, BODY | TEXT },
+	{ M_POST, "/api/v1/assignments/{id}/release", h_release, 200, 0 },
+	{ M_POST, "/api/v1/assignments/{id}/heartbeat", h_heartbeat, 200, 0 },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
-static const char *method_name(enum evhttp_cmd_type m)
+static const char *const method_names[] = {
+	[M_GET] = "GET", [M_POST] = "POST", [M_PUT] = "PUT", [M_DELETE] = "DELETE",
+	[M_PATCH] = "PATCH", [M_HEAD] = "HEAD", [M_OPTIONS] = "OPTIONS", [M_OTHER] = "OTHER",
+};
+
+static const char *method_name(enum method m)
 {
-	switch (m) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	default: return "OTHER";
-	}
+	return method_names[m];
+}
+
+static enum method method_of(h2o_iovec_t m)
+{
+	for (int i = 0; i < M_OTHER; i++)
+		if (h2o_memis(m.base, m.len, method_names[i], strlen(method_names[i])))
+			return (enum method)i;
+	return M_OTHER;
 }
 
 void tly_http_routes(FILE *out)
@@ -722,16 +834,19 @@ static const char *reason(int status)
 	}
 }
 
+/* The reply's body is p (a JSON text) and its status is status. */
 static void reply_bytes(struct reply *rep, int status, const char *p, size_t n)
 {
-	if (!rep->body)
-		rep->body = evbuffer_new();
-	if (n)
-		evbuffer_add(rep->body, p, n);
+	tly_buf_reset(&rep->body);
+	if (n && tly_buf_add(&rep->body, p, n) != TLY_OK) {
+		static const char big[] = "{\"error\":{\"code\":\"too_large\","
+					  "\"message\":\"the reply is over the server's limit\"}}";
+		tly_buf_reset(&rep->body);
+		tly_buf_add(&rep->body, big, sizeof(big) - 1);
+		status = 500;
+	}
 	rep->status = status;
-	if (status != 204)
-		evhttp_add_header(evhttp_request_get_output_headers(rep->ev), "Content-Type",
-				  "application/json");
+	rep->json = status != 204;
 }
 
 static void reply_json(struct reply *rep, int status, json_t *o)
@@ -764,12 +879,34 @@ static void reply_error(struct reply *rep, int status, const struct tly_err *err
 
 /* ---- dispatch ------------------------------------------------------------------------ */
 
+/* Copies the Authorization header out of the request (worker thread), for
+ * authenticate() in the executor. */
+static void auth_copy(struct req *r, h2o_req_t *req)
+{
+	ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+	h2o_iovec_t v;
+
+	r->auth_state = 0;
+	if (i < 0)
+		return;
+	v = req->headers.entries[i].value;
+	if (v.len > AUTH_MAX_LEN) {
+		r->auth_state = 2;
+		return;
+	}
+	memcpy(r->auth, v.base, v.len);
+	r->auth[v.len] = '\0';
+	r->auth_state = 1;
+}
+
 static enum tly_code authenticate(struct req *r, struct tly_err *err)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization");
+	const char *h = r->auth;
 
-	if (!h)
+	if (r->auth_state == 0)
 		return tly_err_set(err, TLY_EUNAUTH, "", "missing Authorization: Bearer <api key>");
+	if (r->auth_state == 2)
+		return tly_err_set(err, TLY_EUNAUTH, "", "the Authorization header is too long for an API key");
 	if (strncasecmp(h, "Bearer ", 7) != 0)
 		return tly_err_set(err, TLY_EUNAUTH, "", "the Authorization header must be Bearer <api key>");
 	h += 7;
@@ -778,11 +915,10 @@ static enum tly_code authenticate(struct req *r, struct tly_err *err)
 	return tly_authenticate(r->t, h, &r->actor, err);
 }
 
-static enum tly_code read_body(struct req *r, struct tly_err *err)
+static enum tly_code read_body(struct req *r, h2o_req_t *req, struct tly_err *err)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
-	size_t n = evbuffer_get_length(in);
-	const char *p = n ? (const char *)evbuffer_pullup(in, -1) : "";
+	size_t n = req->entity.base ? req->entity.len : 0;
+	const char *p = n ? req->entity.base : "";
 	json_error_t je;
 
 	if (n == 0) {
@@ -830,35 +966,38 @@ struct job {
 	struct req r;
 	const struct route *rt;
 	enum tly_code body_rc;
-	const char *path;
-	enum evhttp_cmd_type method;
+	enum method method;
 	struct job *next;
 	/* from here on not cleared when a job is reused */
 	struct tly_err body_err;
 	char store[MAX_PARAMS][64];   /* r.params point here */
+	char path[PATH_MAX_LEN + 1];  /* for the log of a 5xx */
 };
 
 #define SPARE_JOBS 256
 
-/* A cleared job, a kept one when there is (no calloc of a kilobyte and a
- * new evbuffer per request, and the memory stays with the worker's thread). */
+/* A cleared job, a kept one when there is (no calloc of a few kilobytes and
+ * a new reply buffer per request, and the memory stays with the worker's
+ * thread). */
 static struct job *job_get(struct worker *w)
 {
 	struct job *j = w->spare;
-	struct evbuffer *body = NULL;
+	struct tly_buf body;
 
 	if (j) {
 		w->spare = j->next;
 		w->nspare--;
-		body = j->rep.body; /* emptied by the send */
+		body = j->rep.body;
+		tly_buf_reset(&body);
 	} else {
 		j = tly_xmalloc(sizeof(*j));
+		tly_buf_init(&body, TEXT_CAP);
 	}
 	memset(j, 0, offsetof(struct job, body_err));
 	tly_err_clear(&j->body_err);
+	j->path[0] = '\0';
 	j->rep.body = body;
-	if (body)
-		evbuffer_drain(body, evbuffer_get_length(body));
+	TAILQ_INIT(&j->r.query);
 	return j;
 }
 
@@ -873,8 +1012,7 @@ static void job_inputs_free(struct job *j)
 static void job_free(struct job *j)
 {
 	job_inputs_free(j);
-	if (j->rep.body)
-		evbuffer_free(j->rep.body);
+	tly_buf_free(&j->rep.body);
 	free(j);
 }
 
@@ -886,6 +1024,8 @@ static void job_put(struct worker *w, struct job *j)
 		return;
 	}
 	job_inputs_free(j);
+	if (j->rep.body.alloc > TEXT_KEEP) /* a huge reply passed: give it back */
+		tly_buf_free(&j->rep.body);
 	j->next = w->spare;
 	w->spare = j;
 	w->nspare++;
@@ -903,18 +1043,16 @@ static void compose(struct job *j, enum tly_code rc, json_t *out, struct tly_err
 		status = code_status[rc < TLY_NCODES ? rc : TLY_EINTERNAL];
 		if (status >= 500)
 			fprintf(stderr, "tally: %s %s: %s\n", method_name(j->method), j->path, err->message);
-		if (rc == TLY_EBUSY)
-			evhttp_add_header(evhttp_request_get_output_headers(j->r.ev), "Retry-After",
-					  RETRY_AFTER);
+		rep->retry_after = rc == TLY_EBUSY;
 		reply_error(rep, status, err);
 	} else if (rt->flags & SELF) {
 		/* the handler filled the reply */
-	} else if ((rt->flags & TEXT) && j->r.text->len) {
-		reply_bytes(rep, rt->status, j->r.text->p, j->r.text->len);
+	} else if ((rt->flags & TEXT) && rep->body.len) {
+		rep->status = rt->status; /* the handler wrote the body in place */
+		rep->json = 1;
 	} else if (!out && (rt->flags & NO_CONTENT_OK)) {
 		if (err->message[0]) /* e.g. why an annotator gets no task */
-			evhttp_add_header(evhttp_request_get_output_headers(j->r.ev), "Tally-Reason",
-					  err->message);
+			snprintf(rep->reason, sizeof(rep->reason), "%s", err->message);
 		reply_bytes(rep, 204, NULL, 0);
 	} else if (out) {
 		reply_json(rep, rt->status, out);
@@ -937,8 +1075,7 @@ static void execute(struct server *srv, struct job *j)
 	enum tly_code rc;
 
 	tly_err_clear(&err);
-	tly_buf_reset(&srv->x.text);
-	j->r.text = &srv->x.text;
+	j->r.text = &rep->body; /* a TEXT route writes its reply in place */
 	pthread_mutex_lock(&srv->lock);
 	rep->hdr.seq = batch_join(srv->batch);
 	if (!rep->hdr.seq)
@@ -951,8 +1088,6 @@ static void execute(struct server *srv, struct job *j)
 	if (batch_add(srv->batch, &rep->hdr)) /* nothing to wait for */
 		batch_post(srv->batch, &rep->hdr);
 	pthread_mutex_unlock(&srv->lock);
-	if (srv->x.text.alloc > TEXT_KEEP) /* a huge task passed: give it back */
-		tly_buf_free(&srv->x.text);
 }
 
 /* A READ job, in the reader: no lock for the library call (the reader's
@@ -967,15 +1102,12 @@ static void execute_read(struct server *srv, struct job *j)
 	enum tly_code rc;
 
 	tly_err_clear(&err);
-	tly_buf_reset(&rd->text);
-	j->r.text = &rd->text;
+	j->r.text = &rep->body;
 	j->r.t = rd->t;
 	rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
 	compose(j, rc, out, &err);
 	json_decref(out);
 	reply_after_read(srv, &rep->hdr); /* the job is its worker's from here on */
-	if (rd->text.alloc > TEXT_KEEP)
-		tly_buf_free(&rd->text);
 }
 
 /* A library handle of a thread's own (the reader's, the exporter's): one more
@@ -1008,7 +1140,6 @@ static int jobq_start(struct jobq *q, void *(*fn)(void *), void *arg)
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->wake, NULL);
 	q->tail = &q->head;
-	tly_buf_init(&q->text, TEXT_CAP);
 	return q->started = pthread_create(&q->thread, NULL, fn, arg) == 0;
 }
 
@@ -1059,7 +1190,6 @@ static void jobq_stop(struct jobq *q)
 		job_free(j);
 	}
 	q->head = NULL;
-	tly_buf_free(&q->text);
 	tly_close(q->t);
 	q->t = NULL;
 }
@@ -1109,40 +1239,38 @@ static void submit_job(struct server *srv, struct job *j)
 	jobq_push(j->rt->flags & READ ? &srv->rd : &srv->x, j);
 }
 
-static void dispatch(struct evhttp_request *ev, void *arg)
+/* Every request, in its worker's thread: the route, the query, the key and
+ * the body are read out of h2o's request here, so the executor and the
+ * reader work on the job alone. */
+static int dispatch(h2o_handler_t *self, h2o_req_t *req)
 {
-	struct worker *w = arg;
+	/* one handler serves every loop: the request's context says whose it is */
+	struct worker *w = H2O_STRUCT_FROM_MEMBER(struct worker, ctx, req->conn->ctx);
 	struct server *srv = w->srv;
 	struct job *j = job_get(w);
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
-	enum evhttp_cmd_type method = evhttp_request_get_command(ev);
+	enum method method = method_of(req->method);
+	size_t plen = req->path_normalized.len;
 	const struct route *rt = NULL;
 	struct reply *rep = &j->rep;
 	int path_known = 0, status = 500;
 	struct tly_err err;
 	enum tly_code rc;
 
+	(void)self;
 	tly_err_clear(&err);
-	/* draining: answer, then close, so a busy keep-alive client cannot keep
-	 * the drain going until its deadline */
-	if (w->draining)
-		evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
 	j->r.t = srv->t;
-	j->r.ev = ev;
 	j->r.srv = srv;
 	j->r.w = w;
 	j->r.rep = rep;
-	TAILQ_INIT(&j->r.query);
-	rep->ev = ev;
 	rep->hdr.owner = w->id;
-	if (!path)
-		path = "";
-	j->path = path;
+	guard_set(rep, req);
 	j->method = method;
+	if (plen > PATH_MAX_LEN)
+		plen = 0; /* no route is that long */
+	memcpy(j->path, req->path_normalized.base, plen);
+	j->path[plen] = '\0';
 	for (size_t i = 0; i < NROUTES && !rt; i++)
-		if (match(routes[i].pattern, path, j->r.params, j->store)) {
+		if (match(routes[i].pattern, j->path, j->r.params, j->store)) {
 			path_known = 1;
 			if (routes[i].method == method)
 				rt = &routes[i];
@@ -1154,57 +1282,114 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 			    path_known ? "method not allowed on this route" : "no such route");
 		goto now;
 	}
-	if (q && evhttp_parse_query_str(q, &j->r.query) != 0) {
-		rc = tly_err_set(&err, TLY_EBADREQ, "", "malformed query string");
-		status = code_status[rc];
-		goto now;
+	if (req->query_at != SIZE_MAX) {
+		char q[QUERY_MAX_LEN + 1];
+		size_t n = req->path.len - req->query_at - 1;
+		if (n > QUERY_MAX_LEN) {
+			rc = tly_err_set(&err, TLY_EBADREQ, "", "the query string is over %d bytes",
+					 QUERY_MAX_LEN);
+			status = code_status[rc];
+			goto now;
+		}
+		memcpy(q, req->path.base + req->query_at + 1, n);
+		q[n] = '\0';
+		if (evhttp_parse_query_str(q, &j->r.query) != 0) {
+			rc = tly_err_set(&err, TLY_EBADREQ, "", "malformed query string");
+			status = code_status[rc];
+			goto now;
+		}
 	}
+	auth_copy(&j->r, req);
 	if (rt->flags & BODY)
-		j->body_rc = read_body(&j->r, &j->body_err);
+		j->body_rc = read_body(&j->r, req, &j->body_err);
 	j->rt = rt;
 	w->outstanding++;
 	submit_job(srv, j);
-	return;
+	return 0;
 now:
 	reply_error(rep, status, &err);
-	send_now(ev, rep->status, rep->body);
+	send_reply(w, rep);
 	job_put(w, j);
+	return 0;
 }
 
 /* ---- life cycle ------------------------------------------------------------------------ */
 
-static void drain_check(evutil_socket_t fd, short what, void *arg)
-{
-	struct worker *w = arg;
+/* An open connection: h2o frees the socket (and calls on_close) when the
+ * connection ends, however it ends. A stop shuts each one down, so h2o
+ * closes them all before its context goes. */
+struct conn {
+	h2o_socket_t *sock;
+	struct worker *w;
+	struct conn *next, **prev;
+};
 
-	(void)fd;
-	(void)what;
-	if ((w->streams == 0 && w->outstanding == 0) ||
-	    tly_now_ms() >= atomic_load(&w->srv->drain_deadline))
-		event_base_loopbreak(w->base);
+static void conn_closed(void *arg)
+{
+	struct conn *c = arg;
+
+	if ((*c->prev = c->next))
+		c->next->prev = c->prev;
+	c->w->nconns--;
+	free(c);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+	struct worker *w = listener->data;
+	h2o_socket_t *sock;
+	struct conn *c;
+
+	if (err || !(sock = h2o_evloop_socket_accept(listener)))
+		return;
+	c = tly_xcalloc(1, sizeof(*c));
+	c->sock = sock;
+	c->w = w;
+	if ((c->next = w->conns))
+		c->next->prev = &c->next;
+	c->prev = &w->conns;
+	w->conns = c;
+	w->nconns++;
+	sock->on_close.cb = conn_closed;
+	sock->on_close.data = c;
+	h2o_accept(&w->accept, sock);
 }
 
 static void drain_start(struct worker *w)
 {
-	struct timeval tick = { 0, 50000 };
-
 	w->draining = 1;
-	if (w->sock) {
-		evhttp_del_accept_socket(w->http, w->sock);
-		w->sock = NULL;
+	if (w->listener) {
+		h2o_socket_close(w->listener);
+		w->listener = NULL;
 	}
-	w->drain_timer = event_new(w->base, -1, EV_PERSIST, drain_check, w);
-	event_add(w->drain_timer, &tick);
+}
+
+/* Between loop turns while draining: once every reply went out (or at the
+ * deadline), every connection is shut down; once h2o closed them all, the
+ * loop ends. */
+static void drain_check(struct worker *w)
+{
+	if (!w->closing && ((w->streams == 0 && w->outstanding == 0) ||
+			    tly_now_ms() >= atomic_load(&w->srv->drain_deadline))) {
+		w->closing = 1;
+		w->closing_at = tly_now_ms();
+		for (struct conn *c = w->conns; c; c = c->next)
+			shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+	}
+	/* h2o closes a shut-down connection at its next turn; 2 s is a bound on
+	 * a bug, not a wait anyone should see (worker_free then keeps h2o's
+	 * context rather than abort in its dispose) */
+	if (w->closing && (w->nconns == 0 || tly_now_ms() - w->closing_at > 2000))
+		w->done = 1;
 }
 
 /* Replies that are on disk now, and a drain to start. */
-static void on_wake(evutil_socket_t fd, short what, void *arg)
+static void on_wake(h2o_socket_t *sock, const char *err)
 {
-	struct worker *w = arg;
+	struct worker *w = sock->data;
 	struct pending *p, *next;
 
-	(void)fd;
-	(void)what;
+	(void)err;
 	for (p = batch_take(w->srv->batch, w->id); p; p = next) {
 		next = p->next;
 		deliver(w, (struct reply *)p);
@@ -1213,58 +1398,58 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		drain_start(w);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_signal(h2o_socket_t *sock, const char *err)
 {
-	struct server *srv = arg;
+	struct worker *w = sock->data;
+	struct server *srv = w->srv;
+	struct signalfd_siginfo si;
 
-	(void)what;
-	if (atomic_load(&srv->draining))
-		return;
-	fprintf(stderr, "tally: %s, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	atomic_store(&srv->drain_deadline, tly_now_ms() + 10000);
-	atomic_store(&srv->draining, 1);
-	atomic_store(&srv->refit.stop, 1); /* a refit under way gives up at its next batch */
-	for (int i = 0; i < srv->nworkers; i++)
-		batch_poke(srv->batch, i);
+	(void)err;
+	while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (atomic_load(&srv->draining))
+			continue;
+		fprintf(stderr, "tally: %s, draining\n", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+		atomic_store(&srv->drain_deadline, tly_now_ms() + 10000);
+		atomic_store(&srv->draining, 1);
+		atomic_store(&srv->refit.stop, 1); /* a refit under way gives up at its next batch */
+		for (int i = 0; i < srv->nworkers; i++)
+			batch_poke(srv->batch, i);
+	}
 }
 
-/* An event base whose epoll changes are applied once per loop turn: a
- * response's "write done, read again" pair becomes one epoll_ctl instead of
- * two (4 calls per request down to 3 on the claim+submit bench). The
- * hello-world ceiling in bench/ uses the same setting. */
-static struct event_base *base_new(void)
+/* Watches fd on w's loop (its own descriptor: h2o closes it). */
+static h2o_socket_t *watch(struct worker *w, int fd, h2o_socket_cb cb)
 {
-	struct event_config *cfg = event_config_new();
-	struct event_base *base;
+	h2o_socket_t *s;
 
-	if (!cfg)
+	if (fd < 0)
 		return NULL;
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	base = event_base_new_with_config(cfg);
-	event_config_free(cfg);
-	return base;
+	s = h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+	s->data = w;
+	h2o_socket_read_start(s, cb);
+	return s;
 }
 
-static int worker_init(struct server *srv, struct worker *w, int id, const struct tly_http_opts *o)
+static int worker_init(struct server *srv, struct worker *w, int id, int listen_fd)
 {
 	w->srv = srv;
 	w->id = id;
-	w->base = base_new();
-	w->http = w->base ? evhttp_new(w->base) : NULL;
-	if (!w->http)
-		return -1;
-	w->wake = event_new(w->base, batch_fd(srv->batch, id), EV_READ | EV_PERSIST, on_wake, w);
-	if (!w->wake || event_add(w->wake, NULL) != 0)
-		return -1;
-	evhttp_set_max_body_size(w->http, (ev_ssize_t)o->max_body);
-	evhttp_set_max_headers_size(w->http, 64 * 1024);
-	evhttp_set_timeout(w->http, 120);
-	/* every method reaches dispatch(), which answers 405 with a JSON body */
-	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-				   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_gencb(w->http, dispatch, w);
-	return 0;
+	h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->config);
+	w->accept.ctx = &w->ctx;
+	w->accept.hosts = srv->config.hosts;
+	w->listener = watch(w, listen_fd, on_accept);
+	w->wake = watch(w, dup(batch_fd(srv->batch, id)), on_wake);
+	return w->listener && w->wake ? 0 : -1;
+}
+
+static void worker_run(struct worker *w)
+{
+	while (!w->done) {
+		/* a draining loop wakes every 50 ms to see whether it is done */
+		h2o_evloop_run(w->ctx.loop, w->draining ? 50 : INT32_MAX);
+		if (w->draining)
+			drain_check(w);
+	}
 }
 
 static void *worker_main(void *arg)
@@ -1272,8 +1457,7 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 
 	pthread_setname_np(pthread_self(), "tally-http"); /* top -H, perf, gdb */
-
-	event_base_dispatch(w->base);
+	worker_run(w);
 	return NULL;
 }
 
@@ -1287,9 +1471,8 @@ static void drop_unsent(struct server *srv)
 			next = p->next;
 			if (rep->kind == R_CHUNK) {
 				rep->stream->reading = 0;
-				if (rep->stream->closed)
-					stream_free(rep->stream);
-				continue; /* else evhttp_free() closes it */
+				stream_free(rep->stream); /* its request is gone */
+				continue;
 			}
 			if (rep->kind == R_STREAM)
 				stream_free(rep->stream);
@@ -1298,16 +1481,94 @@ static void drop_unsent(struct server *srv)
 	}
 }
 
+/* The listening socket on host:port (non-blocking, backlog LISTEN_BACKLOG,
+ * no Nagle), or -1 with a message. */
+static int listen_on(const char *listen_at, const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *ai, *p;
+	int fd = -1, one = 1, e;
+
+	if ((e = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai)) != 0) {
+		fprintf(stderr, "tally: cannot listen on %s: %s\n", listen_at, gai_strerror(e));
+		return -1;
+	}
+	for (p = ai; p && fd < 0; p = p->ai_next) {
+		fd = socket(p->ai_family, p->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, p->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* a burst of new connections (a thousand annotators after a
+		 * restart) must not overflow the backlog into TCP's 1 s retry */
+		if (bind(fd, p->ai_addr, p->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+			e = errno;
+			close(fd);
+			fd = -1;
+			errno = e;
+		}
+	}
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		fprintf(stderr, "tally: cannot listen on %s: %s\n", listen_at, strerror(errno));
+		return -1;
+	}
+	/* no Nagle: the tail of a reply larger than a segment would wait for the
+	 * client's delayed ACK (40 ms); accepted sockets inherit it on Linux */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+		fprintf(stderr, "tally: TCP_NODELAY: %s\n", strerror(errno));
+	return fd;
+}
+
+static void config_init(struct server *srv, const struct tly_http_opts *o)
+{
+	h2o_hostconf_t *host;
+	h2o_handler_t *h;
+
+	h2o_config_init(&srv->config);
+	srv->config.server_name = h2o_iovec_init(H2O_STRLIT("tally"));
+	srv->config.max_request_entity_size = o->max_body; /* h2o answers 413 past it */
+	srv->config.http1.req_timeout = IDLE_TIMEOUT_MS;
+	host = h2o_config_register_host(&srv->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+	h = h2o_create_handler(h2o_config_register_path(host, "/", 0), sizeof(*h));
+	h->on_req = dispatch;
+	srv->config_ready = 1;
+}
+
+/* After its loop ended (every connection closed): the worker's h2o side. */
+static void worker_free(struct worker *w)
+{
+	if (!w->ctx.loop)
+		return;
+	if (w->listener)
+		h2o_socket_close(w->listener);
+	if (w->wake)
+		h2o_socket_close(w->wake);
+	if (w->signals)
+		h2o_socket_close(w->signals);
+	h2o_evloop_run(w->ctx.loop, 0); /* the closes complete */
+	if (w->nconns == 0) { /* h2o asserts on a context with live connections */
+		h2o_context_dispose(&w->ctx);
+		h2o_evloop_destroy(w->ctx.loop);
+	}
+	while (w->spare) {
+		struct job *j = w->spare;
+		w->spare = j->next;
+		job_free(j);
+	}
+}
+
 int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 {
-	static struct server srv; /* one per process: signals reach it */
+	static struct server srv; /* one per process */
 	pthread_mutexattr_t ma;
-	char host[256];
+	char host[256], port[8];
 	const char *colon = strrchr(o->listen, ':');
 	struct batch_stats bs = { 0 };
-	long port;
+	sigset_t sigs;
+	long pn;
 	char *end;
-	int rc = 1, fd;
+	int rc = 1, fd = -1, sfd;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.t = t;
@@ -1325,12 +1586,27 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	}
 	memcpy(host, o->listen, (size_t)(colon - o->listen));
 	host[colon - o->listen] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end || port < 0 || port > 65535) {
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:8080 */
+		memmove(host, host + 1, strlen(host) - 2);
+		host[strlen(host) - 2] = '\0';
+	}
+	pn = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || pn < 0 || pn > 65535) {
 		fprintf(stderr, "tally: bad port in \"%s\"\n", o->listen);
 		return 1;
 	}
+	snprintf(port, sizeof(port), "%ld", pn);
 	signal(SIGPIPE, SIG_IGN);
+	/* SIGTERM and SIGINT reach the first loop through a signalfd: blocked
+	 * here, before any thread starts, so every thread inherits the mask */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0 ||
+	    (sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+		fprintf(stderr, "tally: signalfd: %s\n", strerror(errno));
+		return 1;
+	}
 	{
 		/* one descriptor per connection: take what the hard limit allows */
 		struct rlimit rl;
@@ -1345,12 +1621,28 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
 	pthread_mutex_init(&srv.lock, &ma);
 	pthread_mutexattr_destroy(&ma);
-	if (!(srv.batch = batch_new(t, &srv.lock, srv.nworkers)))
+	if ((fd = listen_on(o->listen, host, port)) < 0) {
+		close(sfd);
 		goto out;
+	}
+	if (!(srv.batch = batch_new(t, &srv.lock, srv.nworkers))) {
+		close(sfd);
+		goto out;
+	}
 	srv.refit.path = tly_path(t);
 	pthread_mutex_init(&srv.refit.lock, NULL);
 	pthread_cond_init(&srv.refit.wake, NULL);
 	srv.refit.started = pthread_create(&srv.refit.thread, NULL, refit_main, &srv.refit) == 0;
+	config_init(&srv, o);
+	for (int i = 0; i < srv.nworkers; i++)
+		/* each loop accepts from the same socket, on a descriptor of its own */
+		if (worker_init(&srv, &srv.w[i], i, i == 0 ? fd : dup(fd)) != 0) {
+			fprintf(stderr, "tally: cannot set up event loop %d: %s\n", i, strerror(errno));
+			close(sfd);
+			goto out;
+		}
+	fd = -1; /* the first loop's listener owns it */
+	srv.w[0].signals = watch(&srv.w[0], sfd, on_signal);
 	if (!open_handle(t, &srv.exp.t, "exporter") || !open_handle(t, &srv.rd.t, "reader"))
 		goto out;
 	if (!jobq_start(&srv.rd, reader_main, &srv)) {
@@ -1364,43 +1656,6 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 		fprintf(stderr, "tally: cannot start the exporter thread\n");
 		goto out;
 	}
-	for (int i = 0; i < srv.nworkers; i++)
-		if (worker_init(&srv, &srv.w[i], i, o) != 0) {
-			fprintf(stderr, "tally: cannot set up event loop %d\n", i);
-			goto out;
-		}
-	srv.w[0].sock = evhttp_bind_socket_with_handle(srv.w[0].http, host, (ev_uint16_t)port);
-	if (!srv.w[0].sock) {
-		fprintf(stderr, "tally: cannot listen on %s: %s\n", o->listen, strerror(errno));
-		goto out;
-	}
-	/* evhttp listens with a backlog of 128: a burst of new connections (a
-	 * thousand annotators after a restart) overflows it and the dropped ones
-	 * wait for TCP's one-second retry. Listening again only raises it. */
-	fd = evhttp_bound_socket_get_fd(srv.w[0].sock);
-	if (listen(fd, LISTEN_BACKLOG) != 0)
-		fprintf(stderr, "tally: listen backlog stays at 128: %s\n", strerror(errno));
-	/* no Nagle: the tail of a reply larger than a segment would wait for the
-	 * client's delayed ACK (40 ms); accepted sockets inherit it on Linux */
-	{
-		int one = 1;
-		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
-			fprintf(stderr, "tally: TCP_NODELAY: %s\n", strerror(errno));
-	}
-	/* the other loops accept from the same socket (each its own descriptor) */
-	for (int i = 1; i < srv.nworkers; i++) {
-		int d = dup(fd);
-		if (d < 0 || !(srv.w[i].sock = evhttp_accept_socket_with_handle(srv.w[i].http, d))) {
-			fprintf(stderr, "tally: cannot share the listening socket: %s\n", strerror(errno));
-			if (d >= 0)
-				close(d);
-			goto out;
-		}
-	}
-	srv.sigterm = evsignal_new(srv.w[0].base, SIGTERM, on_signal, &srv);
-	srv.sigint = evsignal_new(srv.w[0].base, SIGINT, on_signal, &srv);
-	event_add(srv.sigterm, NULL);
-	event_add(srv.sigint, NULL);
 	if (!jobq_start(&srv.x, executor_main, &srv)) {
 		fprintf(stderr, "tally: cannot start the executor thread\n");
 		goto out;
@@ -1413,12 +1668,13 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 		}
 	fprintf(stderr, "tally: listening on http://%s (%d thread%s)\n", o->listen, srv.nworkers,
 		srv.nworkers == 1 ? "" : "s");
-	event_base_dispatch(srv.w[0].base);
+	worker_run(&srv.w[0]);
 	rc = 0;
 out:
+	if (fd >= 0)
+		close(fd);
 	if (rc) { /* a start that failed half-way: the loops that run drain at
-		   * once (a loopbreak before a loop starts would be lost; the
-		   * eventfd poke waits for it) */
+		   * once (the eventfd poke reaches a loop that has not started) */
 		atomic_store(&srv.drain_deadline, 0);
 		atomic_store(&srv.draining, 1);
 		for (int i = 1; i < srv.nworkers; i++)
@@ -1448,27 +1704,12 @@ out:
 		pthread_mutex_unlock(&srv.refit.lock);
 		pthread_join(srv.refit.thread, NULL);
 	}
-	if (srv.sigterm)
-		event_free(srv.sigterm);
-	if (srv.sigint)
-		event_free(srv.sigint);
-	for (int i = 0; i < srv.nworkers; i++) {
-		struct worker *w = &srv.w[i];
-		if (w->drain_timer)
-			event_free(w->drain_timer);
-		if (w->wake)
-			event_free(w->wake);
-		while (w->spare) {
-			struct job *j = w->spare;
-			w->spare = j->next;
-			job_free(j);
-		}
-		if (w->http)
-			evhttp_free(w->http);
-		if (w->base)
-			event_base_free(w->base);
-	}
+	for (int i = 0; i < srv.nworkers; i++)
+		worker_free(&srv.w[i]);
+	if (srv.config_ready)
+		h2o_config_dispose(&srv.config);
 	batch_free(srv.batch);
 	pthread_mutex_destroy(&srv.lock);
+	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 	return rc;
 }
