@@ -2,7 +2,7 @@
 // expiry, submit twice, someone else's assignment, heartbeat, min/max responses.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { World, assertError, ok, sentimentSchema, textTasks, sleep, TS_RE, SLOW } from './lib.mjs';
+import { World, assertError, ok, sentimentSchema, textTasks, sleep, TS_RE, SLOW, rawRequest } from './lib.mjs';
 
 const w = World.create('queue');
 let srv, org, mgr, c, anns;
@@ -277,4 +277,19 @@ test('claim on a project with no tasks → 204; claim/submit routes take no body
   assert.equal(r.text, '');
   const r2 = await A(0).post(`/api/v1/projects/${prj}/claim`, '{}');
   assert.equal(r2.status, 204);
+});
+
+test('a 204 has neither a body nor a Content-Length (RFC 9110), and its keep-alive connection goes on', async () => {
+  const prj = (await c.createProject(sentimentSchema())).id;
+  const claim = (last) => `POST /api/v1/projects/${prj}/claim HTTP/1.1\r\nHost: x\r\n` +
+    `Authorization: Bearer ${anns[1].key}\r\nContent-Length: 0\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
+  // two claims on one connection, the second asking to close it after
+  const r = await rawRequest(srv.port, claim(false) + claim(true));
+  const answers = r.text.split(/(?=HTTP\/1\.1 )/);
+  assert.equal(answers.length, 2, r.text);
+  for (const a of answers) {
+    assert.match(a, /^HTTP\/1\.1 204 /, a);
+    assert.doesNotMatch(a, /\r\ncontent-length:/i, a);
+    assert.ok(a.endsWith('\r\n\r\n'), `no body after the head: ${JSON.stringify(a)}`);
+  }
 });
