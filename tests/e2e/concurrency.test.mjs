@@ -1,6 +1,9 @@
 // 8 annotators claim and submit in parallel over 10,000 tasks with min=max=3.
 // At the end: every task has exactly 3 responses from 3 distinct annotators, every
 // acknowledged submit (201) is in the export, 30,000 responses in all, no 5xx.
+// The server runs three event loops (--threads 3), so the connections are spread
+// over loops that share one listening socket and get their replies back each
+// through its own mailbox; the other suites run the default single loop.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { World, ok, sentimentSchema, SLOW } from './lib.mjs';
@@ -17,7 +20,7 @@ before(async () => {
   const org = w.org('Conc Org');
   mgr = w.member(org, 'manager');
   anns = Array.from({ length: N_ANN }, () => w.member(org, 'annotator'));
-  srv = await w.serve();
+  srv = await w.serve(['--threads', '3']);
   const c = srv.client(mgr.key);
   prj = (await c.createProject(sentimentSchema({ min_responses: PER, max_responses: PER }))).id;
 });
