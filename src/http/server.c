@@ -1635,13 +1635,15 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	srv.refit.started = pthread_create(&srv.refit.thread, NULL, refit_main, &srv.refit) == 0;
 	config_init(&srv, o);
 	for (int i = 0; i < srv.nworkers; i++)
-		/* each loop accepts from the same socket, on a descriptor of its own */
-		if (worker_init(&srv, &srv.w[i], i, i == 0 ? fd : dup(fd)) != 0) {
+		/* each loop accepts from the same socket, on a descriptor of its own
+		 * (h2o closes it); fd stays this function's, closed on every path */
+		if (worker_init(&srv, &srv.w[i], i, dup(fd)) != 0) {
 			fprintf(stderr, "tally: cannot set up event loop %d: %s\n", i, strerror(errno));
 			close(sfd);
 			goto out;
 		}
-	fd = -1; /* the first loop's listener owns it */
+	close(fd); /* the loops hold it now: when they all let go at a drain, it closes */
+	fd = -1;
 	srv.w[0].signals = watch(&srv.w[0], sfd, on_signal);
 	if (!open_handle(t, &srv.exp.t, "exporter") || !open_handle(t, &srv.rd.t, "reader"))
 		goto out;
