@@ -77,9 +77,7 @@ struct reply {
 	h2o_req_t *req;            /* worker only; NULL once the client went away */
 	struct reply **guard;      /* in req's pool: clears req when the pool goes */
 	int status;
-	struct tly_buf body;       /* R_FULL; kept with the job for the next request */
-	int json;                  /* Content-Type: application/json */
-	int retry_after;           /* Retry-After (a 503 busy) */
+	struct tly_buf body;       /* R_FULL, JSON (none on a 204); kept for the next request */
 	char reason[REASON_MAX];   /* Tally-Reason (why a claim got no task), "" none */
 	struct stream *stream;     /* R_STREAM, R_CHUNK */
 };
@@ -357,10 +355,10 @@ static void send_reply(struct worker *w, struct reply *rep)
 		return;
 	req->res.status = rep->status;
 	req->res.reason = reason(rep->status);
-	if (rep->json && rep->status != 204)
+	if (rep->status != 204) /* every body the server sends whole is JSON */
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, "Content-Type",
 			       H2O_STRLIT("application/json"));
-	if (rep->retry_after)
+	if (rep->status == 503) /* busy: the one 503 there is */
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, "Retry-After",
 			       H2O_STRLIT(RETRY_AFTER));
 	if (rep->reason[0]) {
@@ -392,8 +390,6 @@ static void fill_failed(struct reply *rep)
 	tly_buf_reset(&rep->body);
 	tly_buf_add(&rep->body, body, sizeof(body) - 1);
 	rep->status = 500;
-	rep->json = 1;
-	rep->retry_after = 0;
 	rep->reason[0] = '\0';
 }
 
@@ -846,7 +842,6 @@ static void reply_bytes(struct reply *rep, int status, const char *p, size_t n)
 		status = 500;
 	}
 	rep->status = status;
-	rep->json = status != 204;
 }
 
 static void reply_json(struct reply *rep, int status, json_t *o)
@@ -1043,13 +1038,11 @@ static void compose(struct job *j, enum tly_code rc, json_t *out, struct tly_err
 		status = code_status[rc < TLY_NCODES ? rc : TLY_EINTERNAL];
 		if (status >= 500)
 			fprintf(stderr, "tally: %s %s: %s\n", method_name(j->method), j->path, err->message);
-		rep->retry_after = rc == TLY_EBUSY;
 		reply_error(rep, status, err);
 	} else if (rt->flags & SELF) {
 		/* the handler filled the reply */
 	} else if ((rt->flags & TEXT) && rep->body.len) {
 		rep->status = rt->status; /* the handler wrote the body in place */
-		rep->json = 1;
 	} else if (!out && (rt->flags & NO_CONTENT_OK)) {
 		if (err->message[0]) /* e.g. why an annotator gets no task */
 			snprintf(rep->reason, sizeof(rep->reason), "%s", err->message);
