@@ -59,10 +59,6 @@ $(OUT)/bench/%: bench/%.c $(BENCH_COMMON) $(OUT)/libtally.a
 # the hello-world ceiling on the server's own HTTP library (h2o)
 H2O_COMMON := $(OUT)/obj/bench/h2oloop/h2oloop.o
 
-$(OUT)/obj/bench/h2oloop/%.o: bench/h2oloop/%.c
-	@mkdir -p $(@D)
-	$(CC) $(BASE) -Ibench $(OPT) -c -o $@ $<
-
 $(OUT)/bench/hello_h2o: bench/hello_h2o.c $(H2O_COMMON)
 	@mkdir -p $(@D)
 	$(CC) $(BASE) -Ibench $(OPT) $(LDOPT) -o $@ $< $(H2O_COMMON) -lh2o-evloop
@@ -92,4 +88,4 @@ clean:
 .PHONY: all clean
 # objects made on the way to a test or bench binary: kept, not rebuilt each time
 .SECONDARY: $(TESTKIT) $(BENCH_COMMON)
--include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BENCH_COMMON:.o=.d) $(TESTKIT:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BENCH_COMMON:.o=.d) $(TESTKIT:.o=.d) $(H2O_COMMON:.o=.d)
