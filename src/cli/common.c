@@ -24,7 +24,8 @@ int cli_open(struct cli *c, int create)
 int cli_fail(const struct tly_err *err)
 {
 	fprintf(stderr, "tally: %s\n", err->message[0] ? err->message : tly_code_name(err->code));
-	return err->code == TLY_EINTERNAL ? EXIT_STORE : EXIT_BAD;
+	/* busy, in a command, is a full disk: a storage failure too */
+	return err->code == TLY_EINTERNAL || err->code == TLY_EBUSY ? EXIT_STORE : EXIT_BAD;
 }
 
 const char *cli_opt(int argc, char **argv, const char *name)

@@ -237,6 +237,7 @@ struct sqlite_store {
 	struct count_deltas counts;            /* of the open transaction */
 	struct count_deltas saved[MAX_DEPTH];  /* as they were when each savepoint was set */
 	int doomed; /* an unguarded level rolled back after writing */
+	int full;   /* the open transaction met a full disk */
 	int64_t dv; /* PRAGMA data_version, valid for the open transaction */
 	int dv_valid;
 	/* deferred durability: used only by the syncing / checkpointing threads */
@@ -256,6 +257,14 @@ static enum tly_code db_fail(struct store *s, struct tly_err *err, const char *w
 
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
 		return tly_err_set(err, TLY_ECONFLICT, "", "%s: %s", what, sqlite3_errmsg(DB(s)));
+	/* the one failure a retry later fixes by itself: busy, not internal
+	 * (the server answers 503 with Retry-After; the batcher counts on
+	 * busy at a commit meaning exactly this) */
+	if ((rc & 0xff) == SQLITE_FULL) {
+		((struct sqlite_store *)s)->full = 1;
+		return tly_err_set(err, TLY_EBUSY, "", "%s: the disk that holds the database is full",
+				   what);
+	}
 	return tly_err_set(err, TLY_EINTERNAL, "", "%s: %s", what, sqlite3_errmsg(DB(s)));
 }
 
@@ -518,7 +527,7 @@ static enum tly_code begin_with(struct store *s, enum stmt outer, struct tly_err
 		return tly_err_set(err, TLY_EINTERNAL, "", "transactions nested too deep");
 	if ((rc = exec(s, get(s, q->depth ? S_SAVEPOINT : outer), err, "begin")) == TLY_OK) {
 		if (!q->depth) {
-			q->doomed = q->dv_valid = 0;
+			q->doomed = q->full = q->dv_valid = 0;
 			q->counts.n = 0;
 		}
 		q->saved[q->depth] = q->counts; /* a rollback to this savepoint restores them */
@@ -564,6 +573,9 @@ static enum tly_code sq_commit(struct store *s, struct tly_err *err)
 		q->depth = 0;
 		q->doomed = 0;
 		q->counts.n = 0;
+		if (q->full)
+			return tly_err_set(err, TLY_EBUSY, "", "the disk that holds the database is full: "
+					   "the transaction was rolled back");
 		return tly_err_set(err, TLY_EINTERNAL, "",
 				   "an operation failed after it began writing: the transaction was rolled back");
 	}
