@@ -40,8 +40,9 @@ struct batcher {
 	struct pending *head, **tail;
 	uint64_t committed;           /* every batch up to this one is committed... */
 	uint64_t synced;              /* ...and up to this one on disk */
-	uint64_t failed[FAILED_RING]; /* batches whose commit failed, lately */
-	int nfailed;
+	struct { uint64_t seq; int code; } failed[FAILED_RING]; /* commits that failed, lately */
+	unsigned long nfailed;
+	long failing;                 /* under *lock: commits failed in a row */
 	int sync_stop;
 	long requests, commits, syncs;
 	int64_t sync_us, sync_max_us;  /* time in fdatasync, all and longest */
@@ -165,12 +166,12 @@ void batch_counts(struct batcher *b, struct batch_stats *st)
 	pthread_mutex_unlock(&b->qmu);
 }
 
-/* Is seq one of the batches whose commit failed lately? (qmu held) */
+/* Why the commit of batch seq failed lately (a tly_code), 0 if it did not. (qmu held) */
 static int failed_seq(const struct batcher *b, uint64_t seq)
 {
-	for (int i = 0; i < b->nfailed && i < FAILED_RING; i++)
-		if (b->failed[i] == seq)
-			return 1;
+	for (unsigned long i = 0; i < b->nfailed && i < FAILED_RING; i++)
+		if (b->failed[i].seq == seq)
+			return b->failed[i].code;
 	return 0;
 }
 
@@ -192,7 +193,7 @@ static void release(struct batcher *b, uint64_t synced)
 		}
 		*pp = p->next;
 		p->next = NULL;
-		p->failed = b->nfailed && failed_seq(b, p->seq);
+		p->failed = b->nfailed ? failed_seq(b, p->seq) : 0;
 		*otail[p->owner] = p;
 		otail[p->owner] = &p->next;
 	}
@@ -256,20 +257,31 @@ void batch_commit(struct batcher *b)
 {
 	struct tly_err err;
 	uint64_t seq;
-	int ok;
+	enum tly_code rc;
 
 	if (!b->open)
 		return;
 	tly_err_clear(&err);
-	ok = b->s->ops->commit(b->s, &err) == TLY_OK;
+	rc = b->s->ops->commit(b->s, &err);
 	b->open = 0;
 	seq = b->seq;
 	checkpoint_tail(b);
-	if (!ok) /* rolled back: none of this batch is acknowledged */
-		fprintf(stderr, "tally: commit failed, %s\n", err.message);
+	/* rolled back: none of this batch is acknowledged. A full disk fails
+	 * every commit until space is freed: the log says so once, then once
+	 * more when commits work again, instead of a line per batch. */
+	if (rc != TLY_OK && !b->failing++)
+		fprintf(stderr, "tally: commit failed, %s (its requests are answered %d; "
+			"the log stays quiet until a commit works again)\n",
+			err.message, rc == TLY_EBUSY ? 503 : 500);
+	else if (rc == TLY_OK && b->failing) {
+		fprintf(stderr, "tally: commits work again, after %ld that failed\n", b->failing);
+		b->failing = 0;
+	}
 	pthread_mutex_lock(&b->qmu);
-	if (!ok)
-		b->failed[b->nfailed++ % FAILED_RING] = seq;
+	if (rc != TLY_OK) {
+		b->failed[b->nfailed % FAILED_RING].seq = seq;
+		b->failed[b->nfailed++ % FAILED_RING].code = rc;
+	}
 	b->committed = seq;
 	b->commits++;
 	pthread_cond_signal(&b->swake);

@@ -26,7 +26,7 @@ struct tly;
 struct pending {
 	uint64_t seq;          /* the batch that holds the request's writes */
 	int owner;             /* the worker to hand it back to */
-	int failed;            /* set when its batch could not be committed */
+	int failed;            /* why its batch could not be committed (a tly_code), else 0 */
 	struct pending *next;
 };
 

@@ -382,14 +382,22 @@ static void send_reply(struct worker *w, struct reply *rep)
 	h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
 }
 
-static void fill_failed(struct reply *rep)
+/* The reply of a request whose batch was rolled back at its commit. A commit
+ * fails busy only on a full disk (the store's mapping): that is the client's
+ * cue to retry later (503 and Retry-After), not a bug of ours. */
+static void fill_failed(struct reply *rep, int code)
 {
-	static const char body[] = "{\"error\":{\"code\":\"internal\","
-				   "\"message\":\"the write could not be committed\"}}";
+	static const char full[] = "{\"error\":{\"code\":\"busy\","
+				   "\"message\":\"the disk that holds the database is full: nothing of "
+				   "this request was kept; retry once space is freed\"}}";
+	static const char other[] = "{\"error\":{\"code\":\"internal\","
+				    "\"message\":\"the write could not be committed: nothing of "
+				    "this request was kept\"}}";
+	int busy = code == TLY_EBUSY;
 
 	tly_buf_reset(&rep->body);
-	tly_buf_add(&rep->body, body, sizeof(body) - 1);
-	rep->status = 500;
+	tly_buf_add(&rep->body, busy ? full : other, busy ? sizeof(full) - 1 : sizeof(other) - 1);
+	rep->status = busy ? 503 : 500;
 	rep->reason[0] = '\0';
 }
 
@@ -412,7 +420,7 @@ static void deliver(struct worker *w, struct reply *rep)
 			stream_free(rep->stream);
 	} else {
 		if (rep->hdr.failed)
-			fill_failed(rep);
+			fill_failed(rep, rep->hdr.failed);
 		send_reply(w, rep);
 	}
 	w->outstanding--;
