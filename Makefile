@@ -37,7 +37,7 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 TESTKIT  := $(OUT)/obj/tests/unit/testkit.o
 BENCH_COMMON := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard bench/common/*.c))
 
-all: $(OUT)/tally $(TESTS) $(BENCHES) $(OUT)/bench/libwlog.so
+all: $(OUT)/tally $(TESTS) $(BENCHES) $(OUT)/bench/libwlog.so $(OUT)/bench/libnospace.so
 
 $(OUT)/libtally.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -66,6 +66,12 @@ $(OUT)/bench/hello_h2o: bench/hello_h2o.c $(H2O_COMMON)
 # the power-cut test's write logger: an LD_PRELOAD library, never sanitized
 # (it goes in front of whichever tally binary it watches)
 $(OUT)/bench/libwlog.so: bench/preload/wlog.c bench/preload/wlog.h
+	@mkdir -p $(@D)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
+
+# the disk-full test's shim: writes that grow the database or its WAL fail
+# with ENOSPC while a flag file exists (not sanitized, as above)
+$(OUT)/bench/libnospace.so: bench/preload/nospace.c
 	@mkdir -p $(@D)
 	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
 

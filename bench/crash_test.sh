@@ -237,6 +237,7 @@ sum() { local a b; a=$(field "$1" "$RA"); b=$(field "$1" "$RB"); echo $((${a:-0}
 IC=$(q "PRAGMA integrity_check" 2>&1)
 [ "$IC" = ok ] || violation "PRAGMA integrity_check: $IC"
 [ "$(sum http_5xx)" = 0 ] || violation "the server answered 5xx $(sum http_5xx) times: $(cat "$TMP"/load.*.err)"
+[ "$(sum http_503)" = 0 ] || violation "the server answered 503 busy $(sum http_503) times (a full disk?)"
 [ "$(sum mismatch)" = 0 ] || violation "$(sum mismatch) submits answered with another task than the claimed one"
 [ "$(sum parse_err)" = 0 ] || violation "$(sum parse_err) unparsable answers"
 

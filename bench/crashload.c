@@ -15,7 +15,8 @@
  *       across many server restarts. A submit whose connection broke before
  *       the answer is "in doubt": it is sent again (201 = acknowledged now,
  *       409 already_submitted = it had been committed, the reply was lost).
- *       A claim answered 204 is retried 100 ms later.
+ *       A claim answered 204 is retried 100 ms later, and so is a request
+ *       answered 503 (busy: the disk is full, nothing of it was kept), as is.
  *       The answer is {"answers":{QUESTION:LABEL},"duration_ms":N}; the label
  *       is drawn from --labels (the first one 70 % of the time, so consensus is
  *       sometimes confident and sometimes not); default question "label",
@@ -87,8 +88,8 @@ struct cl {
 	uint64_t rng;
 	/* counts */
 	long long claims_ok, claims_204, submits_sent, acks, indoubt, indoubt_committed,
-		indoubt_acked, conflicts, http_4xx, http_5xx, conn_fail, broken, mismatch,
-		parse_err;
+		indoubt_acked, conflicts, http_4xx, http_5xx, http_503, conn_fail, broken,
+		mismatch, parse_err;
 	int last_5xx;
 	char last_5xx_body[256];
 };
@@ -225,6 +226,10 @@ static int complete(struct conn *c, const char *body, size_t len)
 
 	c->busy = 0;
 	c->backoff_ms = 0;
+	if (st == 503) { /* busy (a full disk): nothing was kept, retry after a pause */
+		cl->http_503++;
+		return 100;
+	}
 	if (st >= 500) {
 		cl->http_5xx++;
 		cl->last_5xx = st;
@@ -500,10 +505,11 @@ int main(int argc, char **argv)
 
 	printf("RESULT acks=%lld claims=%lld claims_204=%lld submits_sent=%lld indoubt=%lld"
 	       " indoubt_committed=%lld indoubt_acked=%lld conflicts=%lld http_4xx=%lld"
-	       " http_5xx=%lld conn_fail=%lld broken=%lld mismatch=%lld parse_err=%lld\n",
+	       " http_5xx=%lld http_503=%lld conn_fail=%lld broken=%lld mismatch=%lld"
+	       " parse_err=%lld\n",
 	       cl.acks, cl.claims_ok, cl.claims_204, cl.submits_sent, cl.indoubt,
 	       cl.indoubt_committed, cl.indoubt_acked, cl.conflicts, cl.http_4xx, cl.http_5xx,
-	       cl.conn_fail, cl.broken, cl.mismatch, cl.parse_err);
+	       cl.http_503, cl.conn_fail, cl.broken, cl.mismatch, cl.parse_err);
 	if (cl.http_5xx)
 		fprintf(stderr, "crashload: last 5xx: %d %s\n", cl.last_5xx, cl.last_5xx_body);
 	fflush(stdout);

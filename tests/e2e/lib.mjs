@@ -123,12 +123,12 @@ export class World {
     return out;
   }
 
-  /** Starts `tally serve` on a free port and waits until it answers. */
-  async serve(extra = []) {
+  /** Starts `tally serve` on a free port and waits until it answers (env: added to the server's). */
+  async serve(extra = [], env = {}) {
     let lastErr;
     for (let attempt = 0; attempt < 3; attempt++) {
       const port = await freePort();
-      const s = new Server(this, port, extra);
+      const s = new Server(this, port, extra, env);
       try {
         await s.start();
         this.servers.push(s);
@@ -156,10 +156,11 @@ export class World {
 }
 
 export class Server {
-  constructor(world, port, extra) {
+  constructor(world, port, extra, env = {}) {
     this.world = world;
     this.port = port;
     this.extra = extra;
+    this.env = env;
     this.base = `http://127.0.0.1:${port}`;
     this.log = '';
     this.fiveXX = [];
@@ -168,7 +169,7 @@ export class Server {
 
   async start() {
     const args = ['--db', this.world.db, 'serve', '--listen', `127.0.0.1:${this.port}`, ...this.extra];
-    const env = { ...process.env };
+    const env = { ...process.env, ...this.env };
     delete env.TALLY_DB;
     this.proc = spawn(BIN, args, { cwd: this.world.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(this.proc);
