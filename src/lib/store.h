@@ -110,6 +110,10 @@ struct store_ops {
 	enum tly_code (*cache_limit)(struct store *s, int kib, struct tly_err *err);
 	/* changes whenever another connection commits (PRAGMA data_version) */
 	enum tly_code (*data_version)(struct store *s, int64_t *v, struct tly_err *err);
+	/* how many of this handle's writes were undone so far (a transaction or
+	 * savepoint rolled back after writing, a commit that failed): what was
+	 * read inside one, and kept in memory, may no longer be in the database */
+	uint64_t (*undone)(struct store *s);
 	enum tly_code (*meta_get)(struct store *s, const char *key, void *buf, int len, struct tly_err *err);
 	/* the value as a new NUL-terminated string (free it) */
 	enum tly_code (*meta_get_text)(struct store *s, const char *key, char **out, struct tly_err *err);

@@ -238,6 +238,7 @@ struct sqlite_store {
 	struct count_deltas saved[MAX_DEPTH];  /* as they were when each savepoint was set */
 	int doomed; /* an unguarded level rolled back after writing */
 	int full;   /* the open transaction met a full disk */
+	uint64_t undone; /* see store.h */
 	int64_t dv; /* PRAGMA data_version, valid for the open transaction */
 	int dv_valid;
 	/* deferred durability: used only by the syncing / checkpointing threads */
@@ -531,6 +532,7 @@ static enum tly_code begin_with(struct store *s, enum stmt outer, struct tly_err
 			q->counts.n = 0;
 		}
 		q->saved[q->depth] = q->counts; /* a rollback to this savepoint restores them */
+		q->changes[q->depth] = sqlite3_total_changes64(q->db);
 		q->unguarded[q->depth++] = 0;
 	}
 	return rc;
@@ -569,6 +571,7 @@ static enum tly_code sq_commit(struct store *s, struct tly_err *err)
 		return TLY_OK;
 	}
 	if (q->depth == 1 && q->doomed) {
+		q->undone++;
 		exec(s, get(s, S_ROLLBACK), NULL, "rollback");
 		q->depth = 0;
 		q->doomed = 0;
@@ -585,6 +588,7 @@ static enum tly_code sq_commit(struct store *s, struct tly_err *err)
 	if (rc == TLY_OK)
 		q->depth--;
 	else if (q->depth == 1) {
+		q->undone++;
 		exec(s, get(s, S_ROLLBACK), NULL, "rollback");
 		q->depth = 0;
 		q->counts.n = 0;
@@ -596,6 +600,9 @@ static void sq_rollback(struct store *s)
 {
 	struct sqlite_store *q = (struct sqlite_store *)s;
 
+	if (q->depth > 0 && sqlite3_total_changes64(q->db) != q->changes[q->depth - 1] &&
+	    !(q->depth > 1 && q->unguarded[q->depth - 1]))
+		q->undone++; /* an unguarded level's writes are undone with its batch */
 	if (q->depth > 1 && q->unguarded[q->depth - 1]) {
 		/* nothing to undo unless it wrote; if it did, nothing can be kept */
 		if (sqlite3_total_changes64(q->db) != q->changes[q->depth - 1])
@@ -639,6 +646,11 @@ static enum tly_code sq_meta_get(struct store *s, const char *key, void *buf, in
 
 /* Inside a transaction (BEGIN IMMEDIATE: no other connection can commit
  * until it ends) the first answer holds for the rest of it. */
+static uint64_t sq_undone(struct store *s)
+{
+	return ((struct sqlite_store *)s)->undone;
+}
+
 static enum tly_code sq_data_version(struct store *s, int64_t *v, struct tly_err *err)
 {
 	struct sqlite_store *q = (struct sqlite_store *)s;
@@ -1426,6 +1438,7 @@ static const struct store_ops sqlite_ops = {
 	.meta_get = sq_meta_get,
 	.meta_get_text = sq_meta_get_text,
 	.data_version = sq_data_version,
+	.undone = sq_undone,
 	.meta_set = sq_meta_set,
 	.org_insert = sq_org_insert,
 	.org_get = sq_org_get,

@@ -125,10 +125,11 @@ static const struct tly_schema *schema_for(struct tly *t, const struct store_pro
 					   struct tly_err *err)
 {
 	struct tly__cached_schema *c = &t->cache[(uint64_t)row->id % TLY__SCHEMA_CACHE];
+	uint64_t undone = t->store->ops->undone(t->store);
 	json_t *doc;
 	enum tly_code rc;
 
-	if (c->project_id == row->id)
+	if (c->project_id == row->id && c->undone == undone)
 		return &c->schema;
 	if (c->project_id)
 		tly_schema_clear(&c->schema);
@@ -144,6 +145,7 @@ static const struct tly_schema *schema_for(struct tly *t, const struct store_pro
 	c->project_id = row->id;
 	c->org_id = row->org_id;
 	c->created_at = row->created_at;
+	c->undone = undone;
 	return &c->schema;
 }
 
@@ -157,7 +159,7 @@ enum tly_code tly__project_load_row(struct tly *t, const struct tly_actor *a, in
 	memset(p, 0, sizeof(*p));
 	if (id <= 0)
 		return tly_err_set(err, TLY_ENOTFOUND, "", "no such project");
-	if (c->project_id != id) {
+	if (c->project_id != id || c->undone != t->store->ops->undone(t->store)) {
 		rc = t->store->ops->project_get(t->store, id, &row, err);
 		if (rc == TLY_OK && !schema_for(t, &row, err))
 			rc = TLY_EINTERNAL;

@@ -9,9 +9,12 @@
 
 #define TLY__SCHEMA_CACHE 64
 
-/* Projects never change once made: their rows and parsed schemas are kept. */
+/* Projects never change once made: their rows and parsed schemas are kept,
+ * until a write of this handle is undone (the project may have been made in
+ * it, and its row id then goes to the next project made). */
 struct tly__cached_schema {
 	int64_t project_id, org_id, created_at;
+	uint64_t undone;          /* the store's undone count when it was loaded */
 	struct tly_schema schema; /* owned */
 };
 

@@ -17,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "store.h"
+#include "tally.h"
 #include "testkit.h"
 
 static int disk_full;
@@ -187,11 +190,71 @@ static void test_a_statement_that_meets_a_full_disk_dooms_its_batch_busy(void **
 	assert_true(has(s, "after"));
 }
 
+static json_t *schema_named(const char *name)
+{
+	json_t *j = json_pack("{s:s, s:[{s:s, s:s}], s:[{s:s, s:s, s:[s, s]}]}", "name", name,
+			      "fields", "name", "text", "type", "text",
+			      "questions", "name", "label", "type", "choice", "options", "a", "b");
+	assert_non_null(j);
+	return j;
+}
+
+static const char *name_of(json_t *project)
+{
+	const char *n = json_string_value(json_object_get(project, "name"));
+
+	assert_non_null(n);
+	return n;
+}
+
+/* The server runs its requests inside one batch: a project made there is
+ * loaded (and its schema kept in memory) before the batch commits. If that
+ * commit fails, the row is gone and its row id goes to the next project
+ * made: the library must not serve the kept schema (or its organization)
+ * for that one. */
+static void test_a_project_whose_batch_failed_is_forgotten(void **state)
+{
+	struct world *w = *state;
+	struct tly *t;
+	struct store *s;
+	struct tly_actor a;
+	struct tly_err err;
+	json_t *sch, *out = NULL, *got = NULL;
+	char org[32], first[64], second[64];
+
+	tly_err_clear(&err);
+	assert_int_equal(tly_open(w->path, 1, &t, &err), TLY_OK);
+	s = tly_store(t);
+	assert_int_equal(tly_org_add(t, "full org", org, &err), TLY_OK);
+	assert_int_equal(tly_actor_admin(t, org, &a, &err), TLY_OK);
+	assert_int_equal(s->ops->begin(s, &err), TLY_OK); /* the batch */
+	sch = schema_named("made on a full disk");
+	assert_int_equal(tly_project_create(t, &a, sch, &out, &err), TLY_OK);
+	json_decref(sch);
+	snprintf(first, sizeof(first), "%s", json_string_value(json_object_get(out, "id")));
+	json_decref(out);
+	disk_full = 1;
+	assert_int_equal(s->ops->commit(s, &err), TLY_EBUSY);
+	disk_full = 0;
+	sch = schema_named("made after");
+	assert_int_equal(tly_project_create(t, &a, sch, &out, &err), TLY_OK);
+	json_decref(sch);
+	snprintf(second, sizeof(second), "%s", json_string_value(json_object_get(out, "id")));
+	assert_string_equal(name_of(out), "made after");
+	json_decref(out);
+	assert_string_equal(first, second); /* the row id was taken again */
+	assert_int_equal(tly_project_get(t, &a, second, &got, &err), TLY_OK);
+	assert_string_equal(name_of(got), "made after");
+	json_decref(got);
+	tly_close(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_a_commit_on_a_full_disk_is_busy_and_keeps_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_statement_that_meets_a_full_disk_dooms_its_batch_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_project_whose_batch_failed_is_forgotten, setup, teardown),
 	};
 
 	/* the default VFS before the store's first open, which wraps the default */
