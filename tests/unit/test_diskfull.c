@@ -68,35 +68,16 @@ static int full_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int fl
 	return rc;
 }
 
-struct world {
-	char dir[TK_DIR_MAX], path[TK_PATH_MAX];
-	struct store *s;
-};
-
 static int setup(void **state)
 {
-	struct world *w = calloc(1, sizeof(*w));
-	struct tly_err err;
-
 	disk_full = 0;
-	if (!w || tk_db_dir("full", w->dir, w->path) != 0)
-		return -1;
-	tly_err_clear(&err);
-	if (store_sqlite_open(w->path, 1, &w->s, &err) != TLY_OK)
-		return -1;
-	*state = w;
-	return 0;
+	return tk_store_setup(state, "full");
 }
 
 static int teardown(void **state)
 {
-	struct world *w = *state;
-
 	disk_full = 0;
-	w->s->ops->close(w->s);
-	tk_db_remove(w->dir);
-	free(w);
-	return 0;
+	return tk_store_teardown(state);
 }
 
 static enum tly_code put(struct store *s, const char *key, const char *val, struct tly_err *err)
@@ -129,7 +110,7 @@ static void commit_one(struct store *s, const char *key)
 
 static void test_a_commit_on_a_full_disk_is_busy_and_keeps_nothing(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
 
@@ -152,7 +133,7 @@ static void test_a_commit_on_a_full_disk_is_busy_and_keeps_nothing(void **state)
 
 static void test_a_statement_that_meets_a_full_disk_dooms_its_batch_busy(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
 	char key[32], val[2048];
@@ -214,7 +195,7 @@ static const char *name_of(json_t *project)
  * for that one. */
 static void test_a_project_whose_batch_failed_is_forgotten(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct tly *t;
 	struct store *s;
 	struct tly_actor a;

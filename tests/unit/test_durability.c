@@ -19,35 +19,14 @@
 #include "store.h"
 #include "testkit.h"
 
-struct world {
-	char dir[TK_DIR_MAX], path[TK_PATH_MAX];
-	struct store *s;
-};
-
 static int setup(void **state)
 {
-	struct world *w = calloc(1, sizeof(*w));
-	struct tly_err err;
-
-	if (!w)
-		return -1;
-	if (tk_db_dir("dur", w->dir, w->path) != 0)
-		return -1;
-	tly_err_clear(&err);
-	if (store_sqlite_open(w->path, 1, &w->s, &err) != TLY_OK)
-		return -1;
-	*state = w;
-	return 0;
+	return tk_store_setup(state, "dur");
 }
 
 static int teardown(void **state)
 {
-	struct world *w = *state;
-
-	w->s->ops->close(w->s);
-	tk_db_remove(w->dir);
-	free(w);
-	return 0;
+	return tk_store_teardown(state);
 }
 
 static void put(struct store *s, const char *key, const char *val)
@@ -85,7 +64,7 @@ static off_t file_size(const char *path)
 
 static void test_unguarded_commits_into_the_batch(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
 
@@ -102,7 +81,7 @@ static void test_unguarded_commits_into_the_batch(void **state)
 
 static void test_unguarded_rollback_before_writing_keeps_the_batch(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
 
@@ -124,7 +103,7 @@ static void test_unguarded_rollback_before_writing_keeps_the_batch(void **state)
 
 static void test_unguarded_rollback_after_writing_dooms_the_batch(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
 
@@ -153,7 +132,7 @@ static void test_unguarded_rollback_after_writing_dooms_the_batch(void **state)
 
 static void test_unguarded_at_top_level_is_a_transaction(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
 
@@ -170,7 +149,7 @@ static void test_unguarded_at_top_level_is_a_transaction(void **state)
 
 static void test_guarded_rollback_undoes_only_its_level(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
 
@@ -189,7 +168,7 @@ static void test_guarded_rollback_undoes_only_its_level(void **state)
 
 static void test_data_version_sees_other_connections(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s, *other;
 	struct tly_err err;
 	int64_t v0, v1, v2, v3;
@@ -225,7 +204,7 @@ static void test_data_version_sees_other_connections(void **state)
 
 static void test_deferred_commits_are_visible_and_synced(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s, *other;
 	struct tly_err err;
 	int due = -1;
@@ -275,7 +254,7 @@ static int churn(struct store *s, int n, int checkpoint)
 
 static void test_checkpoints_keep_the_wal_bounded(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
 	char wal[TK_PATH_MAX + 8];
@@ -296,7 +275,7 @@ static void test_checkpoints_keep_the_wal_bounded(void **state)
 
 static void test_without_checkpoints_the_wal_grows(void **state)
 {
-	struct world *w = *state;
+	struct tk_store *w = *state;
 	struct store *s = w->s;
 	struct tly_err err;
 	char wal[TK_PATH_MAX + 8];

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store.h"
 #include "testkit.h"
 
 json_t *J(const char *sq)
@@ -55,4 +56,33 @@ void tk_db_remove(const char *dir)
 		unlink(p);
 	}
 	rmdir(dir);
+}
+
+int tk_store_setup(void **state, const char *tag)
+{
+	struct tk_store *w = calloc(1, sizeof(*w));
+	struct tly_err err;
+
+	if (!w || tk_db_dir(tag, w->dir, w->path) != 0) {
+		free(w);
+		return -1;
+	}
+	tly_err_clear(&err);
+	if (store_sqlite_open(w->path, 1, &w->s, &err) != TLY_OK) {
+		tk_db_remove(w->dir);
+		free(w);
+		return -1;
+	}
+	*state = w;
+	return 0;
+}
+
+int tk_store_teardown(void **state)
+{
+	struct tk_store *w = *state;
+
+	w->s->ops->close(w->s);
+	tk_db_remove(w->dir);
+	free(w);
+	return 0;
 }

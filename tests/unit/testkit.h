@@ -1,6 +1,7 @@
 /* testkit.h — what the unit tests share: JSON written with single quotes,
  * string fields that must be there, and a database in a directory of its
- * own. Linked into every test binary; failures go through cmocka. */
+ * own (and a store open on it). Linked into every test binary; failures go
+ * through cmocka. */
 #ifndef TLY_TESTKIT_H
 #define TLY_TESTKIT_H
 
@@ -21,5 +22,14 @@ int tk_db_dir(const char *tag, char dir[TK_DIR_MAX], char path[TK_PATH_MAX]);
 
 /* Removes t.db, its -wal, -shm and -journal, then the directory. */
 void tk_db_remove(const char *dir);
+
+/* A cmocka fixture: a store open on a fresh t.db in a directory of its own. */
+struct store;
+struct tk_store {
+	char dir[TK_DIR_MAX], path[TK_PATH_MAX];
+	struct store *s;
+};
+int tk_store_setup(void **state, const char *tag); /* *state = a struct tk_store */
+int tk_store_teardown(void **state);
 
 #endif
