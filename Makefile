@@ -65,13 +65,13 @@ $(OUT)/bench/hello_h2o: bench/hello_h2o.c $(H2O_COMMON)
 
 # the power-cut test's write logger: an LD_PRELOAD library, never sanitized
 # (it goes in front of whichever tally binary it watches)
-$(OUT)/bench/libwlog.so: bench/preload/wlog.c bench/preload/wlog.h
+$(OUT)/bench/libwlog.so: bench/preload/wlog.c bench/preload/wlog.h bench/preload/open_wrapper.h
 	@mkdir -p $(@D)
 	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
 
 # the disk-full test's shim: writes that grow the database or its WAL fail
 # with ENOSPC while a flag file exists (not sanitized, as above)
-$(OUT)/bench/libnospace.so: bench/preload/nospace.c
+$(OUT)/bench/libnospace.so: bench/preload/nospace.c bench/preload/open_wrapper.h
 	@mkdir -p $(@D)
 	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
 

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "open_wrapper.h"
 #include "wlog.h"
 
 #define MAX_FD 65536
@@ -159,23 +160,7 @@ static int opened(int (*real)(const char *, int, ...), const char *path, int fla
 	return fd;
 }
 
-/* open and open64 differ only in the libc function they end in */
-#define OPEN_WRAPPER(name, real)                                   \
-	int name(const char *path, int flags, ...)                 \
-	{                                                          \
-		mode_t mode = 0;                                   \
-		LOAD();                                            \
-		if (flags & (O_CREAT | O_TMPFILE)) {               \
-			va_list ap;                                \
-			va_start(ap, flags);                       \
-			mode = va_arg(ap, mode_t);                 \
-			va_end(ap);                                \
-		}                                                  \
-		return opened(real, path, flags, mode);            \
-	}
-
-OPEN_WRAPPER(open, real_open)
-OPEN_WRAPPER(open64, real_open64)
+OPEN_WRAPPERS(real_open, real_open64)
 
 int close(int fd)
 {
