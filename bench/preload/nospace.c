@@ -7,6 +7,7 @@
  *
  *   NOSPACE_DB=/abs/tally.db NOSPACE_FLAG=/abs/full LD_PRELOAD=libnospace.so tally serve
  *
+ * NOSPACE_ERRNO=EDQUOT fails them as an exhausted disk quota does instead.
  * The test creates and removes the flag file to fill and free the "disk".
  * Paths must be given as they are opened (absolute, as tally opens them). */
 #include <dlfcn.h>
@@ -27,6 +28,7 @@
 
 static unsigned char watched[MAX_FD]; /* 1: the database or its WAL */
 static char db[4096], wal[4096], flag[4096];
+static int full_errno = ENOSPC;
 
 static int (*real_open)(const char *, int, ...);
 static int (*real_open64)(const char *, int, ...);
@@ -61,6 +63,8 @@ static void load_once(void)
 	snprintf(db, sizeof(db), "%s", d);
 	snprintf(wal, sizeof(wal), "%s-wal", d);
 	snprintf(flag, sizeof(flag), "%s", f);
+	if (getenv("NOSPACE_ERRNO") && strcmp(getenv("NOSPACE_ERRNO"), "EDQUOT") == 0)
+		full_errno = EDQUOT;
 }
 
 /* a library's constructor may open a file before ours ran */
@@ -80,7 +84,7 @@ static int refused(int fd, off_t off, size_t n)
 		return 0;
 	if (fstat(fd, &st) != 0 || off + (off_t)n <= st.st_size)
 		return 0;
-	errno = ENOSPC;
+	errno = full_errno;
 	return 1;
 }
 

@@ -260,7 +260,8 @@ static enum tly_code db_fail(struct store *s, struct tly_err *err, const char *w
 		return tly_err_set(err, TLY_ECONFLICT, "", "%s: %s", what, sqlite3_errmsg(DB(s)));
 	/* the one failure a retry later fixes by itself: busy, not internal
 	 * (the server answers 503 with Retry-After; the batcher counts on
-	 * busy at a commit meaning exactly this) */
+	 * busy at a commit meaning exactly this). An exhausted quota comes as
+	 * FULL too (walbuf.c). */
 	if ((rc & 0xff) == SQLITE_FULL) {
 		((struct sqlite_store *)s)->full = 1;
 		return tly_err_set(err, TLY_EBUSY, "", "%s: the disk that holds the database is full",

@@ -13,6 +13,7 @@
  * finds the calling thread's buffer empty or writes it out. */
 #include "walbuf.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -50,12 +51,24 @@ static sqlite3_file *real_of(sqlite3_file *p)
 	return ((struct wb_file *)p)->real;
 }
 
+/* The real file's write. The unix VFS says SQLITE_FULL for ENOSPC only: an
+ * exhausted quota (EDQUOT) is as full a disk to whoever writes, so it is
+ * reported the same way (errno is still the write's here). */
+static int real_write(struct wb_file *f, const void *z, int n, sqlite3_int64 off)
+{
+	int rc = f->real->pMethods->xWrite(f->real, z, n, off);
+
+	if ((rc & 0xff) == SQLITE_IOERR && errno == EDQUOT)
+		rc = SQLITE_FULL;
+	return rc;
+}
+
 static int flush(struct wb_file *f)
 {
 	int rc = SQLITE_OK;
 
 	if (f->len)
-		rc = f->real->pMethods->xWrite(f->real, f->buf, (int)f->len, f->off);
+		rc = real_write(f, f->buf, (int)f->len, f->off);
 	f->len = 0;
 	f->commit_page = 0;
 	if (wb_pending == f)
@@ -75,13 +88,13 @@ static int wb_write(sqlite3_file *p, const void *z, int n, sqlite3_int64 off)
 	int rc, commit = f->commit_page;
 
 	if (!f->wal)
-		return f->real->pMethods->xWrite(f->real, z, n, off);
+		return real_write(f, z, n, off);
 	if (f->len && (off != f->off + (sqlite3_int64)f->len || f->len + (size_t)n > WB_CAP) &&
 	    (rc = flush(f)) != SQLITE_OK)
 		return rc;
 	if ((size_t)n > WB_CAP || (!f->buf && !(f->buf = sqlite3_malloc(WB_CAP)))) {
 		f->commit_page = 0;
-		return f->real->pMethods->xWrite(f->real, z, n, off);
+		return real_write(f, z, n, off);
 	}
 	if (!f->len)
 		f->off = off;

@@ -6,6 +6,8 @@
  * handing them to the real file when the commit frame is complete (so a
  * write that fails still fails the commit) and before anything else touches
  * that file. Every other file, and every other call, goes straight through.
+ * A write refused for an exhausted disk quota (EDQUOT) is reported as
+ * SQLITE_FULL, as the unix VFS reports ENOSPC: both are a full disk.
  * A connection may move between threads between its calls, not during one
  * (SQLite writes a transaction's frames within one call; the run being
  * gathered is found through the calling thread at SQLite's barrier). */

@@ -158,3 +158,23 @@ test('tally import onto a full disk: exit 2, says why, imports nothing; the same
     assert.equal(again.status, 0, again.stderr);
     assert.equal(w.ok(['export', prj]).stdout.trim().split('\n').length, 5000);
   });
+
+test('an exhausted disk quota (EDQUOT, which SQLite reports as an I/O error) is answered like a full disk',
+  { skip: !SHIM && 'bench/libnospace.so not built', timeout: 60_000 * SLOW }, async () => {
+    const w = World.create('diskquota');
+    const flag = path.join(w.dir, 'quota-is-used-up');
+    const org = w.org('Quota Org');
+    const mgr = w.member(org, 'manager');
+    const ann = w.member(org, 'annotator');
+    const srv = await w.serve([], { ...shimEnv(w, flag), NOSPACE_ERRNO: 'EDQUOT' });
+    const c = srv.client(mgr.key);
+    const prj = (await c.createProject(sentimentSchema())).id;
+    await c.createTasks(prj, textTasks(3, 'quota'));
+    full(flag);
+    assertBusy(await srv.client(ann.key).post(`/api/v1/projects/${prj}/claim`));
+    freed(flag);
+    const cl = await srv.client(ann.key).claim(prj);
+    await srv.client(ann.key).submit(cl.assignment.id, { sentiment: 'neutral' });
+    assert.deepEqual((await c.getProject(prj)).counts, { queued: 2, in_progress: 0, completed: 1, canceled: 0 });
+    dropExpected503(srv, 1);
+  });
