@@ -37,7 +37,7 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(OUT)/bench/%)
 TESTKIT  := $(OUT)/obj/tests/unit/testkit.o
 BENCH_COMMON := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard bench/common/*.c))
 
-all: $(OUT)/tally $(TESTS) $(BENCHES) $(OUT)/bench/libwlog.so $(OUT)/bench/libnospace.so
+all: $(OUT)/tally $(TESTS) $(BENCHES) $(OUT)/bench/libwlog.so $(OUT)/bench/libdiskfault.so
 
 $(OUT)/libtally.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -69,9 +69,10 @@ $(OUT)/bench/libwlog.so: bench/preload/wlog.c bench/preload/wlog.h bench/preload
 	@mkdir -p $(@D)
 	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
 
-# the disk-full test's shim: writes that grow the database or its WAL fail
-# with ENOSPC while a flag file exists (not sanitized, as above)
-$(OUT)/bench/libnospace.so: bench/preload/nospace.c bench/preload/open_wrapper.h
+# the disk-fault tests' shim: while a flag file exists, writes that grow the
+# database or its WAL fail with ENOSPC, or their syncs with EIO (not sanitized,
+# as above)
+$(OUT)/bench/libdiskfault.so: bench/preload/diskfault.c bench/preload/open_wrapper.h
 	@mkdir -p $(@D)
 	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
 

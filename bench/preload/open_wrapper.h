@@ -1,5 +1,5 @@
 /* open_wrapper.h — open() and open64() for the LD_PRELOAD shims (wlog.c,
- * nospace.c). A shim defines LOAD() (its dlsym once) and
+ * diskfault.c). A shim defines LOAD() (its dlsym once) and
  * opened(real, path, flags, mode), which calls real and notes the
  * descriptor; then OPEN_WRAPPERS(real_open, real_open64) defines both.
  * open and open64 differ only in the libc function they end in. */

@@ -1,4 +1,4 @@
-// A full disk: the server runs under bench/preload/nospace.c, which makes every
+// A full disk: the server runs under bench/preload/diskfault.c, which makes every
 // write that would grow the database or its WAL fail with ENOSPC while a flag
 // file exists (as a full ext4 does: writes inside a file's length go on). Then
 // every write request answers 503 busy with Retry-After and keeps nothing of
@@ -14,14 +14,14 @@ import path from 'node:path';
 import { World, REPO, SLOW, sentimentSchema, textTasks, ok, assertError, sleep } from './lib.mjs';
 
 const find = (tool) => [path.join(REPO, 'build', tool)].find((p) => existsSync(p));
-const SHIM = find('bench/libnospace.so');
+const SHIM = find('bench/libdiskfault.so');
 const CRASHLOAD = find('bench/crashload');
 const haveSqlite3 = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' }).status === 0;
 
 // the shim is not sanitized: a sanitizer runtime must not insist on coming first
 function shimEnv(w, flag) {
   const asan = [process.env.ASAN_OPTIONS, 'verify_asan_link_order=0'].filter(Boolean).join(':');
-  return { LD_PRELOAD: SHIM, NOSPACE_DB: w.db, NOSPACE_FLAG: flag, ASAN_OPTIONS: asan };
+  return { LD_PRELOAD: SHIM, DISKFAULT_DB: w.db, DISKFAULT_FULL: flag, ASAN_OPTIONS: asan };
 }
 
 const full = (flag) => writeFileSync(flag, '');
@@ -41,7 +41,7 @@ function assertBusy(res) {
 }
 
 test('a full disk: writes answer 503 busy and keep nothing, reads go on, and all works again once space is freed',
-  { skip: !SHIM && 'bench/libnospace.so not built', timeout: 120_000 * SLOW }, async () => {
+  { skip: !SHIM && 'bench/libdiskfault.so not built', timeout: 120_000 * SLOW }, async () => {
     const w = World.create('diskfull');
     const flag = path.join(w.dir, 'disk-is-full');
     const org = w.org('Full Org');
@@ -97,7 +97,7 @@ test('a full disk: writes answer 503 busy and keep nothing, reads go on, and all
   });
 
 test('under load, the disk fills and frees twice: every 201 is stored, the only 5xx is 503',
-  { skip: (!SHIM || !CRASHLOAD) && 'bench/libnospace.so or bench/crashload not built', timeout: 180_000 * SLOW }, async () => {
+  { skip: (!SHIM || !CRASHLOAD) && 'bench/libdiskfault.so or bench/crashload not built', timeout: 180_000 * SLOW }, async () => {
     const w = World.create('diskfull-load');
     const flag = path.join(w.dir, 'disk-is-full');
     const org = w.org('Full Load Org');
@@ -140,7 +140,7 @@ test('under load, the disk fills and frees twice: every 201 is stored, the only 
   });
 
 test('tally import onto a full disk: exit 2, says why, imports nothing; the same import then works',
-  { skip: !SHIM && 'bench/libnospace.so not built', timeout: 120_000 * SLOW }, () => {
+  { skip: !SHIM && 'bench/libdiskfault.so not built', timeout: 120_000 * SLOW }, () => {
     const w = World.create('diskfull-cli');
     const flag = path.join(w.dir, 'disk-is-full');
     const org = w.org('Full CLI Org');
@@ -160,13 +160,13 @@ test('tally import onto a full disk: exit 2, says why, imports nothing; the same
   });
 
 test('an exhausted disk quota (EDQUOT, which SQLite reports as an I/O error) is answered like a full disk',
-  { skip: !SHIM && 'bench/libnospace.so not built', timeout: 60_000 * SLOW }, async () => {
+  { skip: !SHIM && 'bench/libdiskfault.so not built', timeout: 60_000 * SLOW }, async () => {
     const w = World.create('diskquota');
     const flag = path.join(w.dir, 'quota-is-used-up');
     const org = w.org('Quota Org');
     const mgr = w.member(org, 'manager');
     const ann = w.member(org, 'annotator');
-    const srv = await w.serve([], { ...shimEnv(w, flag), NOSPACE_ERRNO: 'EDQUOT' });
+    const srv = await w.serve([], { ...shimEnv(w, flag), DISKFAULT_ERRNO: 'EDQUOT' });
     const c = srv.client(mgr.key);
     const prj = (await c.createProject(sentimentSchema())).id;
     await c.createTasks(prj, textTasks(3, 'quota'));
