@@ -645,13 +645,13 @@ static enum tly_code sq_meta_get(struct store *s, const char *key, void *buf, in
 	return rc;
 }
 
-/* Inside a transaction (BEGIN IMMEDIATE: no other connection can commit
- * until it ends) the first answer holds for the rest of it. */
 static uint64_t sq_undone(struct store *s)
 {
 	return ((struct sqlite_store *)s)->undone;
 }
 
+/* Inside a transaction (BEGIN IMMEDIATE: no other connection can commit
+ * until it ends) the first answer holds for the rest of it. */
 static enum tly_code sq_data_version(struct store *s, int64_t *v, struct tly_err *err)
 {
 	struct sqlite_store *q = (struct sqlite_store *)s;
