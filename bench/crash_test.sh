@@ -39,6 +39,13 @@
 # 512-byte sectors, or lost), or everything — and the next server starts on
 # that image. kill -9 alone cannot show this: the page cache survives it.
 # The checks are the same: every acknowledged answer must be there.
+#
+# CUT=full fills the disk instead of killing: the server runs under
+# bench/preload/diskfault.c, and each "kill" is a spell of a random 20–200 ms
+# in which every write that would grow the database or its WAL fails with
+# ENOSPC (one server all along). The batches that meet it are rolled back and
+# answered 503 busy; the checks are the same, and the load must have been
+# answered 503 at least once (the spells were felt), never any other 5xx.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -51,11 +58,12 @@ DEADLINE_S=${CRASH_DEADLINE:-480} # the kill loop stops here whatever KILLS is
 command -v sqlite3 >/dev/null || die "the sqlite3 CLI is needed for the checks (scripts/setup installs it)"
 command -v curl >/dev/null || die "curl is needed"
 CUT=${CUT:-kill}
-[ "$CUT" = kill ] || [ "$CUT" = power ] || die "CUT must be kill or power"
+[ "$CUT" = kill ] || [ "$CUT" = power ] || [ "$CUT" = full ] || die "CUT must be kill, power or full"
 # SERVER_BIN: another tally binary to crash (the TSan one has no bench tools beside it)
 NEED="bench/crashload"
 [ -n "${SERVER_BIN:-}" ] || NEED="tally $NEED"
 [ "$CUT" = power ] && NEED="$NEED bench/powercut bench/libwlog.so"
+[ "$CUT" = full ] && NEED="$NEED bench/libdiskfault.so"
 for b in $NEED; do
 	[ -x "$BUILD/$b" ] || die "$BUILD/$b missing: run make -C $ROOT -j2 first"
 done
@@ -67,6 +75,7 @@ mkdir -p "$TMP/bin"
 cp "${SERVER_BIN:-$BUILD/tally}" "$TMP/bin/tally"
 cp "$BUILD/bench/crashload" "$TMP/bin/"
 [ "$CUT" = power ] && cp "$BUILD/bench/powercut" "$BUILD/bench/libwlog.so" "$TMP/bin/"
+[ "$CUT" = full ] && cp "$BUILD/bench/libdiskfault.so" "$TMP/bin/"
 TALLY=$TMP/bin/tally
 CRASHLOAD=$TMP/bin/crashload
 export TALLY_DB=$TMP/tally.db
@@ -102,12 +111,12 @@ SERVE=
 RESTART_MS=()
 CUTS=()
 # the disk as the last power cut left it (CUT=power): the files after setup
+# the shims only wrap libc: ASan must not insist on its runtime coming first
+[ "$CUT" = kill ] || export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 if [ "$CUT" = power ]; then
 	mkdir -p "$TMP/image"
 	rm -f "$TALLY_DB-shm"
 	for f in "$TALLY_DB" "$TALLY_DB-wal"; do [ -e "$f" ] && cp "$f" "$TMP/image/"; done
-	# ASan wants its runtime first among the libraries; the logger only wraps libc
-	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 fi
 
 # power_cut — after a SIGKILL: the image becomes what a power cut at that
@@ -133,6 +142,9 @@ start_server() {
 		if [ "$CUT" = power ]; then
 			rm -f "$TMP/wlog.bin"
 			LD_PRELOAD="$TMP/bin/libwlog.so" WLOG_DB="$TALLY_DB" WLOG_FILE="$TMP/wlog.bin" \
+				"$TALLY" serve --listen "127.0.0.1:$PORT" >>"$TMP/serve.log" 2>&1 &
+		elif [ "$CUT" = full ]; then
+			LD_PRELOAD="$TMP/bin/libdiskfault.so" DISKFAULT_DB="$TALLY_DB" DISKFAULT_FULL="$TMP/full" \
 				"$TALLY" serve --listen "127.0.0.1:$PORT" >>"$TMP/serve.log" 2>&1 &
 		else
 			"$TALLY" serve --listen "127.0.0.1:$PORT" >>"$TMP/serve.log" 2>&1 &
@@ -166,7 +178,11 @@ forget() { # drop a pid from the cleanup list
 
 start_server
 
-say "load: crashload, $NANN annotators on each project; $KILLS kills at random moments (50–500 ms of life each)"
+if [ "$CUT" = full ]; then
+	say "load: crashload, $NANN annotators on each project; $KILLS full spells of 20–200 ms, 50–500 ms apart"
+else
+	say "load: crashload, $NANN annotators on each project; $KILLS kills at random moments (50–500 ms of life each)"
+fi
 : >"$TMP/acks.A"
 : >"$TMP/acks.B"
 "$CRASHLOAD" -p "$PORT" -c "$NANN" -d $((DEADLINE_S + 120)) --project "$PRJ_A" --keys "$TMP/keys" \
@@ -191,6 +207,17 @@ while [ "$KILLED" -lt "$KILLS" ]; do
 	sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", (50 + r % 451) / 1000 }')"
 	kill -0 "$LOAD_A" 2>/dev/null && kill -0 "$LOAD_B" 2>/dev/null || die "a load client died (see $TMP/load.*.err)"
 	kill -0 "$SERVE" 2>/dev/null || { tail -n 20 "$TMP/serve.log" >&2; die "tally serve died on its own"; }
+	if [ "$CUT" = full ]; then # a full spell; the server lives on
+		: >"$TMP/full"
+		sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", (20 + r % 181) / 1000 }')"
+		rm -f "$TMP/full"
+		KILLED=$((KILLED + 1))
+		now=$(acks_now)
+		[ "$now" -gt "$prev" ] && LIVES_WITH_ACKS=$((LIVES_WITH_ACKS + 1))
+		prev=$now
+		[ $((KILLED % 10)) = 0 ] && say "$KILLED full spells, $now acks so far"
+		continue
+	fi
 	kill -KILL "$SERVE"
 	wait "$SERVE" 2>/dev/null || true
 	forget "$SERVE"
@@ -237,7 +264,11 @@ sum() { local a b; a=$(field "$1" "$RA"); b=$(field "$1" "$RB"); echo $((${a:-0}
 IC=$(q "PRAGMA integrity_check" 2>&1)
 [ "$IC" = ok ] || violation "PRAGMA integrity_check: $IC"
 [ "$(sum http_5xx)" = 0 ] || violation "the server answered 5xx $(sum http_5xx) times: $(cat "$TMP"/load.*.err)"
-[ "$(sum http_503)" = 0 ] || violation "the server answered 503 busy $(sum http_503) times (a full disk?)"
+if [ "$CUT" = full ]; then
+	[ "$(sum http_503)" -gt 0 ] || violation "no request was answered 503 busy: the full spells were not felt"
+else
+	[ "$(sum http_503)" = 0 ] || violation "the server answered 503 busy $(sum http_503) times (a full disk?)"
+fi
 [ "$(sum mismatch)" = 0 ] || violation "$(sum mismatch) submits answered with another task than the claimed one"
 [ "$(sum parse_err)" = 0 ] || violation "$(sum parse_err) unparsable answers"
 
@@ -333,7 +364,11 @@ ACKS_B=$(wc -l <"$TMP/acks.B")
 R=$(printf '%s\n' "${RESTART_MS[@]}" | sort -n)
 echo
 echo "tally crash test — $(date -u +%Y-%m-%dT%H:%MZ), $(machine)"
-echo "kills (SIGKILL at a random 50–500 ms of each server life): $KILLED of $KILLS asked; lives in which acks grew: $LIVES_WITH_ACKS"
+if [ "$CUT" = full ]; then
+	echo "full spells (20–200 ms each, 50–500 ms apart, one server): $KILLED of $KILLS asked; gaps in which acks grew: $LIVES_WITH_ACKS; answered 503 busy: $(sum http_503)"
+else
+	echo "kills (SIGKILL at a random 50–500 ms of each server life): $KILLED of $KILLS asked; lives in which acks grew: $LIVES_WITH_ACKS"
+fi
 if [ "$CUT" = power ]; then
 	echo "each kill a power cut: $(printf '%s\n' "${CUTS[@]}" | sort | uniq -c | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')" \
 		"(durable: only what a completed sync covered; torn: and parts of the rest; all: every write)"

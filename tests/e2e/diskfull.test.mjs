@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { World, REPO, SLOW, sentimentSchema, textTasks, ok, assertError, sleep } from './lib.mjs';
+import { World, REPO, BIN, SLOW, sentimentSchema, textTasks, ok, assertError, sleep } from './lib.mjs';
 
 const find = (tool) => [path.join(REPO, 'build', tool)].find((p) => existsSync(p));
 const SHIM = find('bench/libdiskfault.so');
@@ -177,4 +177,27 @@ test('an exhausted disk quota (EDQUOT, which SQLite reports as an I/O error) is 
     await srv.client(ann.key).submit(cl.assignment.id, { sentiment: 'neutral' });
     assert.deepEqual((await c.getProject(prj)).counts, { queued: 2, in_progress: 0, completed: 1, canceled: 0 });
     dropExpected503(srv, 1);
+  });
+
+// The crash test's checks after full spells: bench/crash_test.sh with CUT=full
+// fills the disk 8 times for 20–200 ms under its two loads (one server all
+// along), then checks every counter against the rows, besides the answers.
+const CRASH_TOOLS = ['bench/crashload', 'bench/libdiskfault.so'];
+const haveCrashTools = CRASH_TOOLS.every((t) => existsSync(path.join(REPO, 'build', t)));
+test('crash_test.sh CUT=full: 8 full spells under load, every check of the crash test holds',
+  { timeout: 300_000 * SLOW, skip: (!haveCrashTools && 'bench tools not built') || (!haveSqlite3 && 'no sqlite3 CLI') },
+  () => {
+    const r = spawnSync('bash', [path.join(REPO, 'bench/crash_test.sh'), '8', '4000'], {
+      encoding: 'utf8',
+      env: { ...process.env, CUT: 'full', BUILD: path.join(REPO, 'build'), SERVER_BIN: BIN, CRASH_DEADLINE: String(120 * SLOW) },
+      timeout: 280_000 * SLOW,
+    });
+    const out = `${r.stdout}\n${r.stderr}`;
+    assert.equal(r.status, 0, `crash_test.sh CUT=full failed:\n${out.slice(-6000)}`);
+    const m = out.match(/^RESULT kills=(\d+) cut=full acks=(\d+) violations=(\d+)$/m);
+    assert.ok(m, `no RESULT line:\n${out.slice(-3000)}`);
+    assert.equal(Number(m[1]), 8, 'every spell was made');
+    assert.ok(Number(m[2]) > 0, 'no answer was acknowledged: the load did not run');
+    assert.equal(Number(m[3]), 0);
+    assert.match(out, /answered 503 busy: [1-9]/);
   });
