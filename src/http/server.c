@@ -300,6 +300,7 @@ static enum tly_code h_heartbeat(struct req *r, json_t **out, struct tly_err *er
 /* ---- sending --------------------------------------------------------------- */
 
 static const char *reason(int status);
+static void fill_failed(struct reply *rep, int code);
 static void stream_start(struct worker *w, struct stream *st, h2o_req_t *req);
 static void stream_ready(struct stream *st, int failed);
 static void stream_free(struct stream *st);
@@ -380,25 +381,6 @@ static void send_reply(struct worker *w, struct reply *rep)
 	req->res.content_length = body.len;
 	h2o_start_response(req, &whole);
 	h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
-}
-
-/* The reply of a request whose batch was rolled back at its commit. A commit
- * fails busy only on a full disk (the store's mapping): that is the client's
- * cue to retry later (503 and Retry-After), not a bug of ours. */
-static void fill_failed(struct reply *rep, int code)
-{
-	static const char full[] = "{\"error\":{\"code\":\"busy\","
-				   "\"message\":\"the disk that holds the database is full: nothing of "
-				   "this request was kept; retry once space is freed\"}}";
-	static const char other[] = "{\"error\":{\"code\":\"internal\","
-				    "\"message\":\"the write could not be committed: nothing of "
-				    "this request was kept\"}}";
-	int busy = code == TLY_EBUSY;
-
-	tly_buf_reset(&rep->body);
-	tly_buf_add(&rep->body, busy ? full : other, busy ? sizeof(full) - 1 : sizeof(other) - 1);
-	rep->status = busy ? 503 : 500;
-	rep->reason[0] = '\0';
 }
 
 /* A reply whose batch is on disk (or failed) goes out, in the owner's thread. */
@@ -878,6 +860,24 @@ static void reply_error(struct reply *rep, int status, const struct tly_err *err
 	json_t *o = json_pack("{s:o}", "error", e);
 	reply_json(rep, status, o);
 	json_decref(o);
+}
+
+/* The reply of a request whose batch was rolled back at its commit (worker
+ * thread). A commit fails busy only on a full disk (the store's mapping):
+ * that is the client's cue to retry later (503 and Retry-After), not a bug
+ * of ours; any other failure is internal. */
+static void fill_failed(struct reply *rep, int code)
+{
+	struct tly_err err;
+
+	if (code == TLY_EBUSY)
+		tly_err_set(&err, code, "", "the disk that holds the database is full: nothing of "
+			    "this request was kept; retry once space is freed");
+	else
+		tly_err_set(&err, code = TLY_EINTERNAL, "",
+			    "the write could not be committed: nothing of this request was kept");
+	reply_error(rep, code_status[code], &err);
+	rep->reason[0] = '\0';
 }
 
 /* ---- dispatch ------------------------------------------------------------------------ */
