@@ -1569,7 +1569,7 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	sigset_t sigs;
 	long pn;
 	char *end;
-	int rc = 1, fd = -1, sfd;
+	int rc = 1, fd = -1, sfd = -1;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.t = t;
@@ -1622,14 +1622,9 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
 	pthread_mutex_init(&srv.lock, &ma);
 	pthread_mutexattr_destroy(&ma);
-	if ((fd = listen_on(o->listen, host, port)) < 0) {
-		close(sfd);
+	if ((fd = listen_on(o->listen, host, port)) < 0 ||
+	    !(srv.batch = batch_new(t, &srv.lock, srv.nworkers)))
 		goto out;
-	}
-	if (!(srv.batch = batch_new(t, &srv.lock, srv.nworkers))) {
-		close(sfd);
-		goto out;
-	}
 	srv.refit.path = tly_path(t);
 	pthread_mutex_init(&srv.refit.lock, NULL);
 	pthread_cond_init(&srv.refit.wake, NULL);
@@ -1640,12 +1635,12 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 		 * (h2o closes it); fd stays this function's, closed on every path */
 		if (worker_init(&srv, &srv.w[i], i, dup(fd)) != 0) {
 			fprintf(stderr, "tally: cannot set up event loop %d: %s\n", i, strerror(errno));
-			close(sfd);
 			goto out;
 		}
 	close(fd); /* the loops hold it now: when they all let go at a drain, it closes */
 	fd = -1;
 	srv.w[0].signals = watch(&srv.w[0], sfd, on_signal);
+	sfd = -1; /* the loop's now: h2o closes it */
 	if (!open_handle(t, &srv.exp.t, "exporter") || !open_handle(t, &srv.rd.t, "reader"))
 		goto out;
 	if (!jobq_start(&srv.rd, reader_main, &srv)) {
@@ -1676,6 +1671,8 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 out:
 	if (fd >= 0)
 		close(fd);
+	if (sfd >= 0)
+		close(sfd);
 	if (rc) { /* a start that failed half-way: the loops that run drain at
 		   * once (the eventfd poke reaches a loop that has not started) */
 		atomic_store(&srv.drain_deadline, 0);
