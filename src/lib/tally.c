@@ -121,16 +121,15 @@ enum tly_code tly__role_check(const struct tly_actor *a, enum tly_role min, stru
 	return TLY_OK;
 }
 
-static const struct tly_schema *schema_for(struct tly *t, const struct store_project *row,
+/* Parses row's schema into its cache slot c (which the caller found stale),
+ * noting the store's undone count it was read at. */
+static const struct tly_schema *schema_for(struct tly__cached_schema *c,
+					   const struct store_project *row, uint64_t undone,
 					   struct tly_err *err)
 {
-	struct tly__cached_schema *c = &t->cache[(uint64_t)row->id % TLY__SCHEMA_CACHE];
-	uint64_t undone = t->store->ops->undone(t->store);
 	json_t *doc;
 	enum tly_code rc;
 
-	if (c->project_id == row->id && c->undone == undone)
-		return &c->schema;
 	if (c->project_id)
 		tly_schema_clear(&c->schema);
 	c->project_id = 0;
@@ -153,15 +152,16 @@ enum tly_code tly__project_load_row(struct tly *t, const struct tly_actor *a, in
 				    enum tly_role min, struct tly__project *p, struct tly_err *err)
 {
 	struct tly__cached_schema *c = &t->cache[(uint64_t)id % TLY__SCHEMA_CACHE];
+	uint64_t undone = t->store->ops->undone(t->store);
 	struct store_project row = { 0 };
 	enum tly_code rc;
 
 	memset(p, 0, sizeof(*p));
 	if (id <= 0)
 		return tly_err_set(err, TLY_ENOTFOUND, "", "no such project");
-	if (c->project_id != id || c->undone != t->store->ops->undone(t->store)) {
+	if (c->project_id != id || c->undone != undone) {
 		rc = t->store->ops->project_get(t->store, id, &row, err);
-		if (rc == TLY_OK && !schema_for(t, &row, err))
+		if (rc == TLY_OK && !schema_for(c, &row, undone, err))
 			rc = TLY_EINTERNAL;
 		store_project_clear(&row);
 		if (rc == TLY_ENOTFOUND)
