@@ -12,10 +12,10 @@
 // in-process node client does the same (TALLY_E2E_CRASH_NODE=1 forces it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { World, Server, BIN, REPO, SLOW, sleep, freePort, parseJsonl } from './lib.mjs';
+import { World, Server, BIN, REPO, SLOW, sleep, freePort, parseJsonl, HAVE_SQLITE3, sqlite } from './lib.mjs';
 
 const KILLS = Number(process.env.TALLY_E2E_CRASH_KILLS || 8);
 const N_ANN = 8;
@@ -139,14 +139,6 @@ class NodeLoad {
   async stop() { this.stopping = true; await Promise.all(this.loops); return this.result; }
 }
 
-function sqlite(db, sql) {
-  const r = spawnSync('sqlite3', ['-batch', '-noheader', db, sql], { encoding: 'utf8', timeout: 60_000 * SLOW });
-  if (r.error) throw r.error;
-  assert.equal(r.status, 0, `sqlite3 ${sql}: ${r.stderr}`);
-  return r.stdout.trim();
-}
-const haveSqlite3 = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' }).status === 0;
-
 const w = World.create('crash');
 
 test(`kill -9 the server ${KILLS} times under claim/submit load: every acknowledged response survives`, { timeout: 300_000 * SLOW }, async (t) => {
@@ -269,7 +261,7 @@ test(`kill -9 the server ${KILLS} times under claim/submit load: every acknowled
   t.diagnostic(`${KILLS} kills, ${totalAcks} acks, lives in which acks grew: ${livesWithAcks}`);
   assert.ok(livesWithAcks >= Math.ceil(KILLS / 2), `acks grew in only ${livesWithAcks} of ${KILLS} server lives`);
 
-  if (!haveSqlite3) { t.diagnostic('sqlite3 CLI not found: integrity_check and column checks skipped'); return; }
+  if (!HAVE_SQLITE3) { t.diagnostic('sqlite3 CLI not found: integrity_check and column checks skipped'); return; }
   assert.equal(sqlite(w.db, 'PRAGMA integrity_check'), 'ok');
   assert.equal(sqlite(w.db, 'SELECT count(*) FROM tasks WHERE n_responses != (SELECT count(*) FROM responses r WHERE r.task_id = tasks.id)'), '0', 'n_responses != responses rows');
   assert.equal(sqlite(w.db, 'SELECT count(*) FROM tasks WHERE n_leases != (SELECT count(*) FROM assignments a WHERE a.task_id = tasks.id AND a.status = 0)'), '0', 'n_leases != live assignments');

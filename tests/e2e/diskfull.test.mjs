@@ -11,18 +11,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { World, REPO, BIN, SLOW, sentimentSchema, textTasks, ok, assertError, sleep } from './lib.mjs';
+import { World, REPO, BIN, SLOW, sentimentSchema, textTasks, ok, assertError, sleep,
+  DISKFAULT, diskfaultEnv, HAVE_SQLITE3, sqlite } from './lib.mjs';
 
-const find = (tool) => [path.join(REPO, 'build', tool)].find((p) => existsSync(p));
-const SHIM = find('bench/libdiskfault.so');
-const CRASHLOAD = find('bench/crashload');
-const haveSqlite3 = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' }).status === 0;
-
-// the shim is not sanitized: a sanitizer runtime must not insist on coming first
-function shimEnv(w, flag) {
-  const asan = [process.env.ASAN_OPTIONS, 'verify_asan_link_order=0'].filter(Boolean).join(':');
-  return { LD_PRELOAD: SHIM, DISKFAULT_DB: w.db, DISKFAULT_FULL: flag, ASAN_OPTIONS: asan };
-}
+const CRASHLOAD = [path.join(REPO, 'build/bench/crashload')].find((p) => existsSync(p));
+const shimEnv = (w, flag) => diskfaultEnv(w, { DISKFAULT_FULL: flag });
 
 const full = (flag) => writeFileSync(flag, '');
 const freed = (flag) => rmSync(flag, { force: true });
@@ -41,7 +34,7 @@ function assertBusy(res) {
 }
 
 test('a full disk: writes answer 503 busy and keep nothing, reads go on, and all works again once space is freed',
-  { skip: !SHIM && 'bench/libdiskfault.so not built', timeout: 120_000 * SLOW }, async () => {
+  { skip: !DISKFAULT && 'bench/libdiskfault.so not built', timeout: 120_000 * SLOW }, async () => {
     const w = World.create('diskfull');
     const flag = path.join(w.dir, 'disk-is-full');
     const org = w.org('Full Org');
@@ -90,14 +83,11 @@ test('a full disk: writes answer 503 busy and keep nothing, reads go on, and all
     w.servers = w.servers.filter((x) => x !== srv);
     assert.equal(srv.log.match(/commit failed/g)?.length, 1, `one line for the whole full spell:\n${srv.log}`);
     assert.match(srv.log, /commits work again, after \d+ that failed/);
-    if (haveSqlite3) {
-      const ic = spawnSync('sqlite3', [w.db, 'PRAGMA integrity_check'], { encoding: 'utf8' });
-      assert.equal(ic.stdout.trim(), 'ok');
-    }
+    if (HAVE_SQLITE3) assert.equal(sqlite(w.db, 'PRAGMA integrity_check'), 'ok');
   });
 
 test('under load, the disk fills and frees twice: every 201 is stored, the only 5xx is 503',
-  { skip: (!SHIM || !CRASHLOAD) && 'bench/libdiskfault.so or bench/crashload not built', timeout: 180_000 * SLOW }, async () => {
+  { skip: (!DISKFAULT || !CRASHLOAD) && 'bench/libdiskfault.so or bench/crashload not built', timeout: 180_000 * SLOW }, async () => {
     const w = World.create('diskfull-load');
     const flag = path.join(w.dir, 'disk-is-full');
     const org = w.org('Full Load Org');
@@ -140,7 +130,7 @@ test('under load, the disk fills and frees twice: every 201 is stored, the only 
   });
 
 test('tally import onto a full disk: exit 2, says why, imports nothing; the same import then works',
-  { skip: !SHIM && 'bench/libdiskfault.so not built', timeout: 120_000 * SLOW }, () => {
+  { skip: !DISKFAULT && 'bench/libdiskfault.so not built', timeout: 120_000 * SLOW }, () => {
     const w = World.create('diskfull-cli');
     const flag = path.join(w.dir, 'disk-is-full');
     const org = w.org('Full CLI Org');
@@ -160,7 +150,7 @@ test('tally import onto a full disk: exit 2, says why, imports nothing; the same
   });
 
 test('an exhausted disk quota (EDQUOT, which SQLite reports as an I/O error) is answered like a full disk',
-  { skip: !SHIM && 'bench/libdiskfault.so not built', timeout: 60_000 * SLOW }, async () => {
+  { skip: !DISKFAULT && 'bench/libdiskfault.so not built', timeout: 60_000 * SLOW }, async () => {
     const w = World.create('diskquota');
     const flag = path.join(w.dir, 'quota-is-used-up');
     const org = w.org('Quota Org');
@@ -182,10 +172,8 @@ test('an exhausted disk quota (EDQUOT, which SQLite reports as an I/O error) is 
 // The crash test's checks after full spells: bench/crash_test.sh with CUT=full
 // fills the disk 8 times for 20–200 ms under its two loads (one server all
 // along), then checks every counter against the rows, besides the answers.
-const CRASH_TOOLS = ['bench/crashload', 'bench/libdiskfault.so'];
-const haveCrashTools = CRASH_TOOLS.every((t) => existsSync(path.join(REPO, 'build', t)));
 test('crash_test.sh CUT=full: 8 full spells under load, every check of the crash test holds',
-  { timeout: 300_000 * SLOW, skip: (!haveCrashTools && 'bench tools not built') || (!haveSqlite3 && 'no sqlite3 CLI') },
+  { timeout: 300_000 * SLOW, skip: ((!DISKFAULT || !CRASHLOAD) && 'bench/libdiskfault.so or bench/crashload not built') || (!HAVE_SQLITE3 && 'no sqlite3 CLI') },
   () => {
     const r = spawnSync('bash', [path.join(REPO, 'bench/crash_test.sh'), '8', '4000'], {
       encoding: 'utf8',

@@ -23,6 +23,31 @@ export const ERROR_CODES = {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The sqlite3 CLI is there (scripts/setup installs it): the checks that read
+ * the database directly need it. */
+export const HAVE_SQLITE3 = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' }).status === 0;
+
+/** One SQL statement on db through the sqlite3 CLI: its output, trimmed. */
+export function sqlite(db, sql) {
+  const r = spawnSync('sqlite3', ['-batch', '-noheader', db, sql], { encoding: 'utf8', timeout: 60_000 * SLOW });
+  if (r.error) throw r.error;
+  assert.equal(r.status, 0, `sqlite3 ${sql}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** bench/preload/diskfault.c of the release build, or undefined: a shim that
+ * only wraps libc, the same whatever server binary is under test. */
+export const DISKFAULT = [path.join(REPO, 'build/bench/libdiskfault.so')].find((p) => existsSync(p));
+
+/** The environment that runs a tally binary on w's database under the
+ * disk-fault shim; faults names the flag files (DISKFAULT_FULL, DISKFAULT_SYNC)
+ * and DISKFAULT_ERRNO. The shim is not sanitized: a sanitizer runtime must not
+ * insist on coming first. */
+export function diskfaultEnv(w, faults) {
+  const asan = [process.env.ASAN_OPTIONS, 'verify_asan_link_order=0'].filter(Boolean).join(':');
+  return { LD_PRELOAD: DISKFAULT, DISKFAULT_DB: w.db, ASAN_OPTIONS: asan, ...faults };
+}
+
 const children = new Set();
 process.on('exit', () => { for (const c of children) try { c.kill('SIGKILL'); } catch {} });
 

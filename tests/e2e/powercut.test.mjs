@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { BIN, REPO, SLOW } from './lib.mjs';
+import { BIN, REPO, SLOW, HAVE_SQLITE3 } from './lib.mjs';
 
 const CUTS = Number(process.env.TALLY_E2E_POWER_CUTS || 6);
 // the bench tools of the build under test, else the release ones (the TSan
@@ -23,10 +23,9 @@ const TOOLS = ['bench/crashload', 'bench/powercut', 'bench/libwlog.so'];
 const hasTools = (dir) => TOOLS.every((t) => existsSync(path.join(dir, t)));
 const build = [path.dirname(BIN), path.join(REPO, 'build')].find(hasTools);
 const missing = build ? [] : TOOLS;
-const haveSqlite3 = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' }).status === 0;
 
 test(`${CUTS} simulated power cuts under claim/submit load: every acknowledged response survives`,
-  { timeout: 600_000 * SLOW, skip: missing.length ? `bench tools not built: ${missing.join(', ')}` : !haveSqlite3 && 'no sqlite3 CLI' },
+  { timeout: 600_000 * SLOW, skip: missing.length ? `bench tools not built: ${missing.join(', ')}` : !HAVE_SQLITE3 && 'no sqlite3 CLI' },
   () => {
     const r = spawnSync('bash', [path.join(REPO, 'bench/crash_test.sh'), String(CUTS), '4000'], {
       encoding: 'utf8',

@@ -7,24 +7,18 @@
 // restart must recover exactly what the disk holds, every earlier answer with it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync, rmSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { World, REPO, SLOW, sentimentSchema, textTasks } from './lib.mjs';
-
-const SHIM = [path.join(REPO, 'build', 'bench/libdiskfault.so')].find((p) => existsSync(p));
-const haveSqlite3 = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' }).status === 0;
+import { World, SLOW, sentimentSchema, textTasks, DISKFAULT, diskfaultEnv, HAVE_SQLITE3, sqlite } from './lib.mjs';
 
 test('a failed fsync stops the server before any answer of its batch; the restart has every earlier answer',
-  { skip: !SHIM && 'bench/libdiskfault.so not built', timeout: 120_000 * SLOW }, async () => {
+  { skip: !DISKFAULT && 'bench/libdiskfault.so not built', timeout: 120_000 * SLOW }, async () => {
     const w = World.create('syncfail');
     const flag = path.join(w.dir, 'syncs-fail');
     const org = w.org('Sync Org');
     const mgr = w.member(org, 'manager');
     const ann = w.member(org, 'annotator');
-    const asan = [process.env.ASAN_OPTIONS, 'verify_asan_link_order=0'].filter(Boolean).join(':');
-    const env = { LD_PRELOAD: SHIM, DISKFAULT_DB: w.db, DISKFAULT_SYNC: flag, ASAN_OPTIONS: asan };
-    const srv = await w.serve([], env);
+    const srv = await w.serve([], diskfaultEnv(w, { DISKFAULT_SYNC: flag }));
     const c = srv.client(mgr.key);
     const A = srv.client(ann.key);
     const S = { sentiment: 'positive' };
@@ -62,8 +56,5 @@ test('a failed fsync stops the server before any answer of its batch; the restar
     assert.ok(next, 'the queue goes on');
     await again.stop();
     w.servers = w.servers.filter((x) => x !== again);
-    if (haveSqlite3) {
-      const ic = spawnSync('sqlite3', [w.db, 'PRAGMA integrity_check'], { encoding: 'utf8' });
-      assert.equal(ic.stdout.trim(), 'ok');
-    }
+    if (HAVE_SQLITE3) assert.equal(sqlite(w.db, 'PRAGMA integrity_check'), 'ok');
   });
