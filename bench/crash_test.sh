@@ -207,27 +207,22 @@ while [ "$KILLED" -lt "$KILLS" ]; do
 	sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", (50 + r % 451) / 1000 }')"
 	kill -0 "$LOAD_A" 2>/dev/null && kill -0 "$LOAD_B" 2>/dev/null || die "a load client died (see $TMP/load.*.err)"
 	kill -0 "$SERVE" 2>/dev/null || { tail -n 20 "$TMP/serve.log" >&2; die "tally serve died on its own"; }
+	KILLED=$((KILLED + 1))
 	if [ "$CUT" = full ]; then # a full spell; the server lives on
 		: >"$TMP/full"
 		sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", (20 + r % 181) / 1000 }')"
 		rm -f "$TMP/full"
-		KILLED=$((KILLED + 1))
-		now=$(acks_now)
-		[ "$now" -gt "$prev" ] && LIVES_WITH_ACKS=$((LIVES_WITH_ACKS + 1))
-		prev=$now
-		[ $((KILLED % 10)) = 0 ] && say "$KILLED full spells, $now acks so far"
-		continue
+	else
+		kill -KILL "$SERVE"
+		wait "$SERVE" 2>/dev/null || true
+		forget "$SERVE"
+		[ "$CUT" = power ] && power_cut
 	fi
-	kill -KILL "$SERVE"
-	wait "$SERVE" 2>/dev/null || true
-	forget "$SERVE"
-	KILLED=$((KILLED + 1))
-	[ "$CUT" = power ] && power_cut
 	now=$(acks_now)
 	[ "$now" -gt "$prev" ] && LIVES_WITH_ACKS=$((LIVES_WITH_ACKS + 1))
 	prev=$now
-	[ $((KILLED % 10)) = 0 ] && say "$KILLED kills, $now acks so far"
-	start_server
+	[ $((KILLED % 10)) = 0 ] && say "$KILLED $([ "$CUT" = full ] && echo full spells || echo kills), $now acks so far"
+	[ "$CUT" = full ] || start_server
 done
 
 sleep 1 # the last lifetime serves some load too
