@@ -270,9 +270,9 @@ void batch_commit(struct batcher *b)
 	 * every commit until space is freed: the log says so once, then once
 	 * more when commits work again, instead of a line per batch. */
 	if (rc != TLY_OK && !b->failing++)
-		fprintf(stderr, "tally: commit failed, %s (its requests are answered %d; "
+		fprintf(stderr, "tally: commit failed, %s (its requests are answered %s; "
 			"the log stays quiet until a commit works again)\n",
-			err.message, rc == TLY_EBUSY ? 503 : 500);
+			err.message, tly_code_name(rc));
 	else if (rc == TLY_OK && b->failing) {
 		fprintf(stderr, "tally: commits work again, after %ld that failed\n", b->failing);
 		b->failing = 0;
