@@ -801,6 +801,25 @@ static void test_answers(void **state)
 		check_answer(&s, data, a, answer_rows[i].code, answer_rows[i].field, what);
 		json_decref(a);
 	}
+	/* spans and boxes: at most 10,000 a question, and the error says so */
+	for (int q = 0; q < 2; q++) {
+		const char *key = q ? "objs" : "ents";
+		json_t *a = json_deep_copy(base), *items = json_array();
+		for (int i = 0; i < 10000; i++)
+			json_array_append_new(items, q ? J("{'x':0,'y':0,'w':1,'h':1,'label':'dog'}")
+						       : J("{'start':0,'end':1,'label':'LOC'}"));
+		json_object_set(a, key, items);
+		check_answer(&s, data, a, TLY_OK, "", q ? "10,000 boxes" : "10,000 spans");
+		json_array_append_new(items, json_deep_copy(json_array_get(items, 0)));
+		check_answer(&s, data, a, TLY_EINVALID, q ? "answers.objs" : "answers.ents",
+			     q ? "10,001 boxes" : "10,001 spans");
+		tly_err_clear(&err);
+		assert_int_equal(tly_schema_check_answers(&s, data, a, &err), TLY_EINVALID);
+		assert_non_null(strstr(err.message, "must be an array of at most 10000"));
+		assert_non_null(strstr(err.message, q ? "{x, y, w, h, label}" : "{start, end, label}"));
+		json_decref(items);
+		json_decref(a);
+	}
 	/* answers must be an object */
 	{
 		json_t *a = J("[]");
