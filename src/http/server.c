@@ -57,6 +57,12 @@ extern const size_t tly_openapi_json_len;
 #define AUTH_MAX_LEN 512      /* longer Authorization values are no key of ours */
 #define REASON_MAX 512       /* as a tly_err message */
 #define IDLE_TIMEOUT_MS 120000
+/* Descriptors kept from connections for the database: the store's own files,
+ * the checkpointer's connection, eventfds, and per export helper about three
+ * (a connection's database and WAL files, a pipe end). */
+#define FD_KEEP_BASE 64
+#define FD_KEEP_PER_EXPORT_THREAD 3
+#define ACCEPT_PAUSE_MS 100   /* out of descriptors anyway: how long accepts rest */
 
 /* The methods the route table knows; any other is 405 on a known path. */
 enum method { M_GET, M_POST, M_PUT, M_DELETE, M_PATCH, M_HEAD, M_OPTIONS, M_OTHER };
@@ -120,6 +126,12 @@ struct worker {
 	h2o_socket_t *listener, *wake, *signals;
 	struct conn *conns;         /* every open connection (a clean stop closes them) */
 	int nconns;
+	int full;                   /* not accepting: nconns reached max_conns */
+	long capped;                /* times it did, this spell (the log's) */
+	long starved;               /* accepts that found no descriptor, this spell */
+	h2o_timeout_t pause;        /* ...after which the listener is watched again */
+	h2o_timeout_entry_t resume;
+	int pause_ready;
 	int streams, draining, closing, done;
 	int64_t closing_at;         /* when the connections were shut down */
 	long outstanding;           /* replies queued and not sent yet */
@@ -166,6 +178,9 @@ struct server {
 	atomic_int draining;
 	_Atomic int64_t drain_deadline;
 	int nworkers;
+	int max_conns;              /* connections one event loop holds at most */
+	long fd_limit;              /* RLIMIT_NOFILE (for the log)... */
+	long fd_keep;               /* ...and what of it connections may not take */
 	int export_threads;         /* connections reading one export at once */
 	int max_exports;            /* exports streaming at once, at most */
 	atomic_int exports;         /* ...streaming now: counted at the handler, until stream_free */
@@ -1325,14 +1340,54 @@ struct conn {
 	struct conn *next, **prev;
 };
 
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+/* The listener is watched unless the loop is at its connection cap, resting
+ * after running out of descriptors, or draining (then it is closed). */
+static void accept_again(struct worker *w)
+{
+	if (w->listener && !w->full && !h2o_timeout_is_linked(&w->resume))
+		h2o_socket_read_start(w->listener, on_accept);
+}
+
 static void conn_closed(void *arg)
 {
 	struct conn *c = arg;
+	struct worker *w = c->w;
 
 	if ((*c->prev = c->next))
 		c->next->prev = c->prev;
-	c->w->nconns--;
+	w->nconns--;
 	free(c);
+	if (w->full && w->nconns < w->srv->max_conns) {
+		w->full = 0;
+		accept_again(w);
+	}
+	/* a spell at the cap ends, for the log, once a tenth of it is free */
+	if (w->capped && w->nconns <= w->srv->max_conns - (w->srv->max_conns + 9) / 10) {
+		fprintf(stderr, "tally: %d connections open, below the cap again (reached %ld "
+			"times)\n", w->nconns, w->capped);
+		w->capped = 0;
+	}
+}
+
+static void accept_resume(h2o_timeout_entry_t *e)
+{
+	accept_again(H2O_STRUCT_FROM_MEMBER(struct worker, resume, e));
+}
+
+/* No descriptor for the connection waiting (the process's limit taken by
+ * something else, or the system's): it stays in the listen queue and the
+ * listener stays readable, so trying again at once would spin a core. The
+ * listener rests ACCEPT_PAUSE_MS instead, as nginx does; the log says so
+ * once a spell. */
+static void accept_rest(struct worker *w, int e)
+{
+	if (!w->starved++)
+		fprintf(stderr, "tally: cannot accept a connection: %s (%d open); trying again "
+			"every %d ms\n", strerror(e), w->nconns, ACCEPT_PAUSE_MS);
+	h2o_socket_read_stop(w->listener);
+	h2o_timeout_link(w->ctx.loop, &w->pause, &w->resume);
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -1341,8 +1396,18 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 	h2o_socket_t *sock;
 	struct conn *c;
 
-	if (err || !(sock = h2o_evloop_socket_accept(listener)))
+	if (err)
 		return;
+	if (!(sock = h2o_evloop_socket_accept(listener))) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			accept_rest(w, errno);
+		return;
+	}
+	if (w->starved) {
+		fprintf(stderr, "tally: accepting again, after %ld tries found no descriptor\n",
+			w->starved);
+		w->starved = 0;
+	}
 	c = tly_xcalloc(1, sizeof(*c));
 	c->sock = sock;
 	c->w = w;
@@ -1354,6 +1419,17 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 	sock->on_close.cb = conn_closed;
 	sock->on_close.data = c;
 	h2o_accept(&w->accept, sock);
+	/* the cap keeps descriptors for the database: a write that could not
+	 * open a file it needs would fail for everyone. Past it, connections
+	 * wait in the listen queue until one closes. */
+	if (w->nconns >= w->srv->max_conns && !w->full) {
+		w->full = 1;
+		if (!w->capped++)
+			fprintf(stderr, "tally: %d connections open, the most one event loop takes "
+				"(descriptor limit %ld, %ld kept for the database): new ones wait "
+				"until some close\n", w->nconns, w->srv->fd_limit, w->srv->fd_keep);
+		h2o_socket_read_stop(listener);
+	}
 }
 
 static void drain_start(struct worker *w)
@@ -1438,6 +1514,9 @@ static int worker_init(struct server *srv, struct worker *w, int id, int listen_
 	h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->config);
 	w->accept.ctx = &w->ctx;
 	w->accept.hosts = srv->config.hosts;
+	h2o_timeout_init(w->ctx.loop, &w->pause, ACCEPT_PAUSE_MS);
+	w->pause_ready = 1;
+	w->resume.cb = accept_resume;
 	w->listener = watch(w, listen_fd, on_accept);
 	w->wake = watch(w, dup(batch_fd(srv->batch, id)), on_wake);
 	return w->listener && w->wake ? 0 : -1;
@@ -1548,6 +1627,11 @@ static void worker_free(struct worker *w)
 	if (w->signals)
 		h2o_socket_close(w->signals);
 	h2o_evloop_run(w->ctx.loop, 0); /* the closes complete */
+	if (w->pause_ready) {
+		if (h2o_timeout_is_linked(&w->resume))
+			h2o_timeout_unlink(&w->resume);
+		h2o_timeout_dispose(w->ctx.loop, &w->pause);
+	}
 	if (w->nconns == 0) { /* h2o asserts on a context with live connections */
 		h2o_context_dispose(&w->ctx);
 		h2o_evloop_destroy(w->ctx.loop);
@@ -1609,12 +1693,26 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 		return 1;
 	}
 	{
-		/* one descriptor per connection: take what the hard limit allows */
+		/* one descriptor per connection: take what the hard limit allows,
+		 * and keep some from connections for the database */
 		struct rlimit rl;
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &rl);
+		long keep = FD_KEEP_BASE + (long)FD_KEEP_PER_EXPORT_THREAD * srv.max_exports *
+					   srv.export_threads, lim = 1024;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			if (rl.rlim_cur < rl.rlim_max) {
+				rl.rlim_cur = rl.rlim_max;
+				setrlimit(RLIMIT_NOFILE, &rl);
+				getrlimit(RLIMIT_NOFILE, &rl);
+			}
+			lim = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 30) ? 1L << 30
+											 : (long)rl.rlim_cur;
 		}
+		srv.fd_limit = lim;
+		/* a tiny limit still serves, with half of it for connections */
+		srv.max_conns = (int)((lim > keep + 32 ? lim - keep : lim / 2) / srv.nworkers);
+		if (srv.max_conns < 1)
+			srv.max_conns = 1;
+		srv.fd_keep = lim - (long)srv.max_conns * srv.nworkers;
 	}
 	json_object_seed(0); /* before any thread hashes a key */
 	/* adaptive: a waiter spins briefly first, as the holder is usually quick */
@@ -1664,8 +1762,8 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 			fprintf(stderr, "tally: cannot start event loop %d\n", i);
 			goto out;
 		}
-	fprintf(stderr, "tally: listening on http://%s (%d thread%s)\n", o->listen, srv.nworkers,
-		srv.nworkers == 1 ? "" : "s");
+	fprintf(stderr, "tally: listening on http://%s (%d thread%s, %d connections at most)\n",
+		o->listen, srv.nworkers, srv.nworkers == 1 ? "" : "s", srv.max_conns * srv.nworkers);
 	worker_run(&srv.w[0]);
 	rc = 0;
 out:

@@ -414,6 +414,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
+static int wal_open(struct sqlite_store *q);
+
 static enum tly_code sq_defer_sync(struct store *s, int ckpt_frames, struct tly_err *err)
 {
 	struct sqlite_store *q = (struct sqlite_store *)s;
@@ -428,6 +430,11 @@ static enum tly_code sq_defer_sync(struct store *s, int ckpt_frames, struct tly_
 		return TLY_EINTERNAL;
 	}
 	sqlite3_wal_hook(q->db, wal_hook, q);
+	/* the WAL's descriptor now, while one is sure to be free: the syncer
+	 * cannot make anything durable without it (a server whose connections
+	 * took every descriptor before its first write would have to stop) */
+	if (wal_open(q) != 0 && errno != ENOENT)
+		return tly_err_set(err, TLY_EINTERNAL, "", "%s-wal: %s", q->path, strerror(errno));
 	return TLY_OK;
 }
 
@@ -452,6 +459,22 @@ static int sync_dir(const char *path)
 	return rc;
 }
 
+/* Opens the WAL file for the syncer, and makes its directory entry durable
+ * (a WAL made since the database was opened must itself survive a power
+ * cut). 0, or -1 with errno. */
+static int wal_open(struct sqlite_store *q)
+{
+	char *wal = tly_xmalloc(strlen(q->path) + 5);
+
+	strcpy(wal, q->path);
+	strcat(wal, "-wal");
+	q->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+	free(wal);
+	if (q->wal_fd < 0)
+		return -1;
+	return sync_dir(q->path);
+}
+
 static enum tly_code sq_sync(struct store *s, int *checkpoint_due, struct tly_err *err)
 {
 	struct sqlite_store *q = (struct sqlite_store *)s;
@@ -465,16 +488,10 @@ static enum tly_code sq_sync(struct store *s, int *checkpoint_due, struct tly_er
 		close(q->wal_fd);
 		q->wal_fd = -1;
 	}
-	if (q->wal_fd < 0) {
-		char *wal = tly_xmalloc(strlen(q->path) + 5);
-		strcpy(wal, q->path);
-		strcat(wal, "-wal");
-		q->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
-		free(wal);
-		if (q->wal_fd < 0 && errno == ENOENT)
+	if (q->wal_fd < 0 && wal_open(q) != 0) {
+		if (errno == ENOENT)
 			return TLY_OK; /* nothing written yet: nothing to make durable */
-		if (q->wal_fd < 0 || sync_dir(q->path) != 0)
-			return tly_err_set(err, TLY_EINTERNAL, "", "%s-wal: %s", q->path, strerror(errno));
+		return tly_err_set(err, TLY_EINTERNAL, "", "%s-wal: %s", q->path, strerror(errno));
 	}
 	if (fdatasync(q->wal_fd) != 0)
 		return tly_err_set(err, TLY_EINTERNAL, "", "%s-wal: fdatasync: %s", q->path,

@@ -148,12 +148,13 @@ export class World {
     return out;
   }
 
-  /** Starts `tally serve` on a free port and waits until it answers (env: added to the server's). */
-  async serve(extra = [], env = {}) {
+  /** Starts `tally serve` on a free port and waits until it answers (env: added to the
+   * server's; wrap: a command that execs the server, e.g. ['prlimit', '--nofile=64']). */
+  async serve(extra = [], env = {}, wrap = []) {
     let lastErr;
     for (let attempt = 0; attempt < 3; attempt++) {
       const port = await freePort();
-      const s = new Server(this, port, extra, env);
+      const s = new Server(this, port, extra, env, wrap);
       try {
         await s.start();
         this.servers.push(s);
@@ -181,11 +182,12 @@ export class World {
 }
 
 export class Server {
-  constructor(world, port, extra, env = {}) {
+  constructor(world, port, extra, env = {}, wrap = []) {
     this.world = world;
     this.port = port;
     this.extra = extra;
     this.env = env;
+    this.wrap = wrap;
     this.base = `http://127.0.0.1:${port}`;
     this.log = '';
     this.fiveXX = [];
@@ -196,7 +198,8 @@ export class Server {
     const args = ['--db', this.world.db, 'serve', '--listen', `127.0.0.1:${this.port}`, ...this.extra];
     const env = { ...process.env, ...this.env };
     delete env.TALLY_DB;
-    this.proc = spawn(BIN, args, { cwd: this.world.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = [...this.wrap, BIN, ...args];
+    this.proc = spawn(cmd[0], cmd.slice(1), { cwd: this.world.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(this.proc);
     const keep = (d) => { this.log = (this.log + d.toString()).slice(-64 * 1024); };
     this.proc.stdout.on('data', keep);
