@@ -52,28 +52,58 @@ static int add_task(struct tly_import *im, json_t *task, const char *file, unsig
 	return 0;
 }
 
+/* One line of fp into *buf, without its \n (NUL bytes kept, for the JSON
+ * parser to refuse): its length, -1 at the end of the file, -2 once it is
+ * longer than max (the rest is not read). getline would first take a line
+ * of any length into memory. */
+static ssize_t line_read(FILE *fp, char **buf, size_t *cap, size_t max)
+{
+	size_t n = 0;
+	int c;
+
+	while ((c = getc_unlocked(fp)) != EOF && c != '\n') {
+		if (n == max)
+			return -2;
+		if (n + 1 >= *cap) {
+			*cap = *cap ? *cap * 2 : 4096;
+			if (*cap > max + 1)
+				*cap = max + 1;
+			*buf = tly_xrealloc(*buf, *cap);
+		}
+		(*buf)[n++] = (char)c;
+	}
+	return c == EOF && n == 0 ? -1 : (ssize_t)n;
+}
+
 static int import_jsonl(struct tly_import *im, FILE *fp, const char *file, struct progress *pr)
 {
-	char *line = NULL;
+	static const char bom[3] = { '\xef', '\xbb', '\xbf' };
+	char *line = NULL, *at;
 	size_t cap = 0;
 	ssize_t n;
 	unsigned long lineno = 0;
 	int rc = 0;
 
-	while (rc == 0 && (n = getline(&line, &cap, fp)) >= 0) {
+	while (rc == 0 && (n = line_read(fp, &line, &cap, LINE_MAX_BYTES)) != -1) {
 		json_error_t je;
 		json_t *v, *task;
 		lineno++;
-		if ((size_t)n > LINE_MAX_BYTES) {
+		if (n == -2) {
 			fprintf(stderr, "%s:%lu: line longer than %u bytes\n", file, lineno, LINE_MAX_BYTES);
 			rc = -1;
 			break;
 		}
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = '\0';
+		at = line;
+		/* a UTF-8 byte order mark, as editors on Windows write, is no JSON */
+		if (lineno == 1 && n >= 3 && memcmp(line, bom, 3) == 0) {
+			at += 3;
+			n -= 3;
+		}
+		while (n > 0 && at[n - 1] == '\r')
+			n--;
 		if (n == 0)
 			continue;
-		v = json_loadb(line, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+		v = json_loadb(at, (size_t)n, JSON_REJECT_DUPLICATES, &je);
 		if (!v) {
 			fprintf(stderr, "%s:%lu: malformed JSON at column %d: %s\n", file, lineno,
 				je.column, je.text);

@@ -3,6 +3,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { World, ok, parseJsonl, sentimentSchema } from './lib.mjs';
 
 const w = World.create('cli');
@@ -128,6 +129,31 @@ test('import from stdin with -', async () => {
   const tasks = await c.listAll(prj);
   assert.equal(tasks.length, n0 + 2);
   assert.deepEqual(tasks.slice(-2).map((t) => t.data.text), ['stdin 1', 'stdin 2']);
+});
+
+test('import JSONL that starts with a UTF-8 byte order mark (as Windows editors save it)', async () => {
+  const n0 = await count();
+  w.file('bom.jsonl', '\ufeff{"text":"after a BOM"}\r\n{"text":"second"}\r\n');
+  assert.equal(w.ok(['import', prj, 'bom.jsonl']).stdout.trim(), 'created 2, duplicates 0');
+  const tasks = await c.listAll(prj);
+  assert.equal(tasks.length, n0 + 2);
+  assert.deepEqual(tasks.slice(-2).map((t) => t.data), [{ text: 'after a BOM' }, { text: 'second' }]);
+  // only at the very start: a BOM on a later line is bad JSON there
+  w.file('bom2.jsonl', '{"text":"one"}\n\ufeff{"text":"two"}\n');
+  const r = w.cli(['import', prj, 'bom2.jsonl']);
+  assert.equal(r.status, 1, r.stderr);
+  assert.ok(r.stderr.startsWith('bom2.jsonl:2: malformed JSON'), r.stderr);
+  assert.equal(await count(), n0 + 2);
+});
+
+test('a JSONL line over 64 MiB is refused at that line, and nothing of the file is imported', async () => {
+  const n0 = await count();
+  const f = w.file('long.jsonl', `{"text":"fine"}\n{"text":"${'x'.repeat(64 * 1024 * 1024)}"}\n{"text":"after"}\n`);
+  const r = w.cli(['import', prj, 'long.jsonl']);
+  rmSync(f);
+  assert.equal(r.status, 1, r.stderr);
+  assert.ok(r.stderr.startsWith('long.jsonl:2: line longer than 67108864 bytes'), r.stderr);
+  assert.equal(await count(), n0);
 });
 
 test('a bad line 3 → stderr "FILE:3: …", exit 1, nothing of the file imported', async () => {
