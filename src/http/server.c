@@ -100,6 +100,14 @@ struct req {
 	struct worker *w;
 	struct reply *rep;
 	struct tly_buf *text;       /* TEXT routes write their reply here */
+	struct report_share *share; /* the report thread's (see h_quality), else NULL */
+};
+
+/* The last quality report the report thread made in its current list of
+ * queued requests, and the project it is for. */
+struct report_share {
+	char project[64];
+	json_t *out;
 };
 
 /* The refit worker: a thread with its own database connection, fed project
@@ -169,6 +177,8 @@ struct server {
 	struct tly *t;
 	struct jobq x;              /* the executor */
 	struct jobq rd;             /* the reader */
+	struct jobq rp;             /* the report thread (SLOW reads) */
+	struct report_share share;  /* ...and the report it shares */
 	struct exporter exp;
 	pthread_mutex_t lock;       /* the library (t and its store): one caller at a time */
 	struct batcher *batch;
@@ -197,7 +207,9 @@ typedef enum tly_code (*handler_fn)(struct req *r, json_t **out, struct tly_err 
  * when all of them are synced). */
 /* TEXT: the handler writes its reply as JSON text onto r->text (empty: no
  * content, when the route allows it); no JSON tree is built. */
-enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8, READ = 16, TEXT = 32 };
+/* SLOW: a READ that may take seconds (a quality report): it runs in the
+ * report thread, so the reader's quick reads never queue behind it. */
+enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8, READ = 16, TEXT = 32, SLOW = 64 };
 
 struct route {
 	enum method method;
@@ -718,9 +730,30 @@ static void *refit_main(void *arg)
 	return NULL;
 }
 
+/* A quality report reads every answered task of its project: seconds on a
+ * large one. The report thread keeps the last report it made while it works
+ * through one list of queued requests; another request of that list for the
+ * same project gets it after its own access check. Every request of a list
+ * arrived before the list's first report began, so that report is as new as
+ * each of them needs (it saw every write acknowledged before they came). */
 static enum tly_code h_quality(struct req *r, json_t **out, struct tly_err *err)
 {
-	return tly_quality_report(r->t, &r->actor, r->params[0], out, err);
+	struct report_share *sh = r->share;
+	enum tly_code rc;
+
+	if (sh && sh->out && strcmp(sh->project, r->params[0]) == 0) {
+		rc = tly_project_access(r->t, &r->actor, r->params[0], TLY_ROLE_REVIEWER, err);
+		if (rc == TLY_OK)
+			*out = json_incref(sh->out);
+		return rc;
+	}
+	rc = tly_quality_report(r->t, &r->actor, r->params[0], out, err);
+	if (sh && rc == TLY_OK && strlen(r->params[0]) < sizeof(sh->project)) {
+		json_decref(sh->out);
+		sh->out = json_incref(*out);
+		strcpy(sh->project, r->params[0]);
+	}
+	return rc;
 }
 
 static enum tly_code h_refit(struct req *r, json_t **out, struct tly_err *err)
@@ -746,7 +779,7 @@ static const struct route routes[] = {
 	{ M_GET, "/api/v1/projects/{id}/tasks", h_task_list, 200, READ },
 	{ M_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK | TEXT },
 	{ M_GET, "/api/v1/projects/{id}/export", h_export, 200, SELF | READ },
-	{ M_GET, "/api/v1/projects/{id}/quality", h_quality, 200, READ },
+	{ M_GET, "/api/v1/projects/{id}/quality", h_quality, 200, READ | SLOW },
 	{ M_POST, "/api/v1/projects/{id}/quality/refit", h_refit, 202, 0 },
 	{ M_GET, "/api/v1/tasks/{id}", h_task_get, 200, READ },
 	{ M_POST, "/api/v1/tasks/{id}/cancel", h_task_cancel, 200, 0 },
@@ -1106,12 +1139,12 @@ static void execute(struct server *srv, struct job *j)
 	pthread_mutex_unlock(&srv->lock);
 }
 
-/* A READ job, in the reader: no lock for the library call (the reader's
- * handle is its own); the reply is tagged with the last batch whose commits
- * the read could have seen, taken after it under the library lock. */
-static void execute_read(struct server *srv, struct job *j)
+/* A READ job, in the reader or the report thread: no lock for the library
+ * call (the thread's handle is its own); the reply is tagged with the last
+ * batch whose commits the read could have seen, taken after it under the
+ * library lock. */
+static void execute_read(struct server *srv, struct jobq *rd, struct job *j)
 {
-	struct jobq *rd = &srv->rd;
 	struct reply *rep = &j->rep;
 	struct tly_err err;
 	json_t *out = NULL;
@@ -1120,6 +1153,7 @@ static void execute_read(struct server *srv, struct job *j)
 	tly_err_clear(&err);
 	j->r.text = &rep->body;
 	j->r.t = rd->t;
+	j->r.share = rd == &srv->rp ? &srv->share : NULL;
 	rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
 	compose(j, rc, out, &err);
 	json_decref(out);
@@ -1221,8 +1255,29 @@ static void *reader_main(void *arg)
 	while (!stopped)
 		for (list = jobq_take(&srv->rd, -1, &stopped); list; list = next) {
 			next = list->next;
-			execute_read(srv, list);
+			execute_read(srv, &srv->rd, list);
 		}
+	return NULL;
+}
+
+/* The report thread: the reader's loop for SLOW routes, sharing a report
+ * within one list of queued requests (see h_quality). */
+static void *report_main(void *arg)
+{
+	struct server *srv = arg;
+	struct job *list, *next;
+	int stopped = 0;
+
+	pthread_setname_np(pthread_self(), "tally-report"); /* top -H, perf, gdb */
+
+	while (!stopped) {
+		for (list = jobq_take(&srv->rp, -1, &stopped); list; list = next) {
+			next = list->next;
+			execute_read(srv, &srv->rp, list);
+		}
+		json_decref(srv->share.out);
+		srv->share.out = NULL;
+	}
 	return NULL;
 }
 
@@ -1252,7 +1307,7 @@ static void *executor_main(void *arg)
 
 static void submit_job(struct server *srv, struct job *j)
 {
-	jobq_push(j->rt->flags & READ ? &srv->rd : &srv->x, j);
+	jobq_push(j->rt->flags & SLOW ? &srv->rp : j->rt->flags & READ ? &srv->rd : &srv->x, j);
 }
 
 /* Every request, in its worker's thread: the route, the query, the key and
@@ -1739,10 +1794,15 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	fd = -1;
 	srv.w[0].signals = watch(&srv.w[0], sfd, on_signal);
 	sfd = -1; /* the loop's now: h2o closes it */
-	if (!open_handle(t, &srv.exp.t, "exporter") || !open_handle(t, &srv.rd.t, "reader"))
+	if (!open_handle(t, &srv.exp.t, "exporter") || !open_handle(t, &srv.rd.t, "reader") ||
+	    !open_handle(t, &srv.rp.t, "report thread"))
 		goto out;
 	if (!jobq_start(&srv.rd, reader_main, &srv)) {
 		fprintf(stderr, "tally: cannot start the reader thread\n");
+		goto out;
+	}
+	if (!jobq_start(&srv.rp, report_main, &srv)) {
+		fprintf(stderr, "tally: cannot start the report thread\n");
 		goto out;
 	}
 	pthread_mutex_init(&srv.exp.mu, NULL);
@@ -1784,6 +1844,7 @@ out:
 			pthread_join(srv.w[i].thread, NULL);
 	jobq_stop(&srv.x);
 	jobq_stop(&srv.rd);
+	jobq_stop(&srv.rp);
 	if (srv.exp.started) /* hands back every export it holds, cut short */
 		thread_stop(srv.exp.thread, &srv.exp.mu, &srv.exp.wake, &srv.exp.stop);
 	tly_close(srv.exp.t);
