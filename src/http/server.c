@@ -159,6 +159,7 @@ struct jobq {
 	pthread_cond_t wake;
 	struct job *head, **tail;
 	struct tly *t;              /* the reader's own handle (the executor's: NULL) */
+	struct server *srv;
 	int stop, started;
 };
 
@@ -1244,39 +1245,28 @@ static void jobq_stop(struct jobq *q)
 	q->t = NULL;
 }
 
+/* The reader, and the report thread for SLOW routes (arg: its queue): READ
+ * jobs one after another; the report thread's shared report lasts one list
+ * of queued jobs (see h_quality). */
 static void *reader_main(void *arg)
 {
-	struct server *srv = arg;
+	struct jobq *q = arg;
+	struct server *srv = q->srv;
 	struct job *list, *next;
 	int stopped = 0;
 
-	pthread_setname_np(pthread_self(), "tally-read"); /* top -H, perf, gdb */
-
-	while (!stopped)
-		for (list = jobq_take(&srv->rd, -1, &stopped); list; list = next) {
-			next = list->next;
-			execute_read(srv, &srv->rd, list);
-		}
-	return NULL;
-}
-
-/* The report thread: the reader's loop for SLOW routes, sharing a report
- * within one list of queued requests (see h_quality). */
-static void *report_main(void *arg)
-{
-	struct server *srv = arg;
-	struct job *list, *next;
-	int stopped = 0;
-
-	pthread_setname_np(pthread_self(), "tally-report"); /* top -H, perf, gdb */
+	/* top -H, perf, gdb */
+	pthread_setname_np(pthread_self(), q == &srv->rp ? "tally-report" : "tally-read");
 
 	while (!stopped) {
-		for (list = jobq_take(&srv->rp, -1, &stopped); list; list = next) {
+		for (list = jobq_take(q, -1, &stopped); list; list = next) {
 			next = list->next;
-			execute_read(srv, &srv->rp, list);
+			execute_read(srv, q, list);
 		}
-		json_decref(srv->share.out);
-		srv->share.out = NULL;
+		if (q == &srv->rp) {
+			json_decref(srv->share.out);
+			srv->share.out = NULL;
+		}
 	}
 	return NULL;
 }
@@ -1797,11 +1787,12 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	if (!open_handle(t, &srv.exp.t, "exporter") || !open_handle(t, &srv.rd.t, "reader") ||
 	    !open_handle(t, &srv.rp.t, "report thread"))
 		goto out;
-	if (!jobq_start(&srv.rd, reader_main, &srv)) {
+	srv.rd.srv = srv.rp.srv = &srv;
+	if (!jobq_start(&srv.rd, reader_main, &srv.rd)) {
 		fprintf(stderr, "tally: cannot start the reader thread\n");
 		goto out;
 	}
-	if (!jobq_start(&srv.rp, report_main, &srv)) {
+	if (!jobq_start(&srv.rp, reader_main, &srv.rp)) {
 		fprintf(stderr, "tally: cannot start the report thread\n");
 		goto out;
 	}
