@@ -465,11 +465,14 @@ static int sync_dir(const char *path)
 static int wal_open(struct sqlite_store *q)
 {
 	char *wal = tly_xmalloc(strlen(q->path) + 5);
+	int e;
 
 	strcpy(wal, q->path);
 	strcat(wal, "-wal");
 	q->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+	e = errno;
 	free(wal);
+	errno = e;
 	if (q->wal_fd < 0)
 		return -1;
 	return sync_dir(q->path);
