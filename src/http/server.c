@@ -1354,6 +1354,13 @@ static int dispatch(h2o_handler_t *self, h2o_req_t *req)
 		}
 		memcpy(q, req->path.base + req->query_at + 1, n);
 		q[n] = '\0';
+		/* decoded, a %00 would cut a value short where it is read as a C
+		 * string ("completed%00x" would read "completed") */
+		if (strstr(q, "%00")) {
+			rc = tly_err_set(&err, TLY_EBADREQ, "", "the query string holds a NUL byte (%%00)");
+			status = code_status[rc];
+			goto now;
+		}
 		if (evhttp_parse_query_str(q, &j->r.query) != 0) {
 			rc = tly_err_set(&err, TLY_EBADREQ, "", "malformed query string");
 			status = code_status[rc];

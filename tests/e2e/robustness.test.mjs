@@ -234,6 +234,11 @@ test('query strings: odd encodings on list/export are 400 or ignored, never 5xx'
     }
   }
   assertError(await c.get(`/api/v1/projects/${prj}/export?format=xml`), 400, 'bad_request');
+  // a NUL byte would cut the value short ("queued%00x" read as "queued"): refused, wherever it is
+  for (const q of ['status=queued%00', 'status=queued%00x', 'limit=5%00', 'x%00=1']) {
+    const e = assertError(await c.get(`/api/v1/projects/${prj}/tasks?${q}`), 400, 'bad_request');
+    assert.match(e.message, /NUL byte/, q);
+  }
   await stillAlive();
 });
 
