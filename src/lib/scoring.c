@@ -471,19 +471,25 @@ static enum tly_code walk(struct tly *t, int64_t project, int write, int answere
 struct build_ctx {
 	struct model *m;
 	const struct tly_schema *sc;
+	walk_fn also;   /* called for each task too (the report's own counts), or NULL */
+	void *also_arg;
 };
 
 static enum tly_code build_cb(void *arg, struct store_task *task, struct resp_set *rs,
 			      struct tly_err *err)
 {
 	struct build_ctx *c = arg;
-	return model_add_task(c->m, c->sc, task, rs, err);
+	enum tly_code rc = model_add_task(c->m, c->sc, task, rs, err);
+
+	return rc == TLY_OK && c->also ? c->also(c->also_arg, task, rs, err) : rc;
 }
 
+/* The model of a project's answered tasks; `also` sees each task in the
+ * same walk (reading and parsing every answer once, not once per use). */
 static enum tly_code model_build(struct tly *t, const struct tly__project *p, struct model *m,
-				 struct tly_err *err)
+				 walk_fn also, void *also_arg, struct tly_err *err)
 {
-	struct build_ctx c = { m, p->schema };
+	struct build_ctx c = { m, p->schema, also, also_arg };
 	char why[160];
 	enum tly_code rc;
 
@@ -592,7 +598,7 @@ enum tly_code tly_quality_refit(struct tly *t, const struct tly_actor *a, const 
 		goto done;
 	f->p = &p;
 	f->t = t;
-	if ((rc = model_build(t, &p, &f->m, err)) != TLY_OK)
+	if ((rc = model_build(t, &p, &f->m, NULL, NULL, err)) != TLY_OK)
 		goto out;
 	for (int j = 0; j < f->m.nq; j++) {
 		struct tly_answers *A = &f->m.a[j];
@@ -781,8 +787,13 @@ enum tly_code tly_quality_report(struct tly *t, const struct tly_actor *a, const
 	if ((rc = tly__project_load(t, a, project, TLY_ROLE_REVIEWER, &p, err)) != TLY_OK)
 		return rc;
 	rc_ctx.sc = p.schema;
-	if ((rc = model_build(t, &p, &m, err)) != TLY_OK)
+	/* one walk of the answered tasks (only they have responses: the queue
+	 * itself, ten million tasks maybe, is not read) for the model and for
+	 * the agreement and response counts */
+	if ((rc = model_build(t, &p, &m, report_cb, &rc_ctx, err)) != TLY_OK) {
+		model_release(&m); /* what it built before it failed */
 		goto out;
+	}
 	questions = json_array();
 	for (int j = 0; j < m.nq; j++) {
 		const struct tly_question *q = &p.schema->questions[m.qidx[j]];
@@ -799,10 +810,7 @@ enum tly_code tly_quality_report(struct tly *t, const struct tly_actor *a, const
 						(json_int_t)m.a[j].q_off[m.a[j].n_questions]));
 	}
 	model_release(&m);
-	/* only answered tasks have responses (a task with one is never queued):
-	 * the queue itself, ten million tasks maybe, is not read */
-	if ((rc = walk(t, p.row.id, 0, 1, report_cb, &rc_ctx, err)) != TLY_OK ||
-	    (rc = s->ops->gold_count(s, p.row.id, &rc_ctx.gold_tasks, err)) != TLY_OK)
+	if ((rc = s->ops->gold_count(s, p.row.id, &rc_ctx.gold_tasks, err)) != TLY_OK)
 		goto out;
 	annotators = json_array();
 	sx = (struct stats_ctx){ t, &p, &rc_ctx, annotators };
