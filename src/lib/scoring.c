@@ -168,6 +168,17 @@ static enum tly_code question_text(struct tly_buf *b, const struct tly_question 
  * runaway schema (thousands of long labels) from growing a row without end. */
 #define CONSENSUS_CAP (1u << 20)
 
+/* A task's data, parsed, when the schema's label counts depend on it (a
+ * compare question counts the responses it compares), else NULL: parsing
+ * every task's data was a third of a walk's JSON work for nothing. */
+static json_t *labels_data(const struct tly_schema *sc, const struct store_task *task)
+{
+	for (int i = 0; i < sc->nquestions; i++)
+		if (sc->questions[i].type == TLY_Q_COMPARE)
+			return tly__parse_stored(task->data);
+	return NULL;
+}
+
 enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p,
 				     const struct store_task *task, const struct tly__answer *only,
 				     int *confident, char **text, struct tly_err *err)
@@ -197,10 +208,7 @@ enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p
 						     err))) {
 		goto out;
 	}
-	/* only a compare question needs the task's data (its number of responses) */
-	for (int qi = 0; qi < sc->nquestions && !data; qi++)
-		if (sc->questions[qi].type == TLY_Q_COMPARE)
-			data = tly__parse_stored(task->data);
+	data = labels_data(sc, task);
 	for (int qi = 0; qi < sc->nquestions; qi++) {
 		const struct tly_question *q = &sc->questions[qi];
 		int k = tly_question_nlabels(sc, q, data), n = 0, best;
@@ -342,7 +350,7 @@ static enum tly_code model_add_task(struct model *m, const struct tly_schema *sc
 				    const struct store_task *task, const struct resp_set *rs,
 				    struct tly_err *err)
 {
-	json_t *data = tly__parse_stored(task->data), *gold = NULL;
+	json_t *data = labels_data(sc, task), *gold = NULL;
 	char qs[24], ws[24], ls[16], why[160];
 	enum tly_code rc = TLY_OK;
 
@@ -533,7 +541,7 @@ static enum tly_code apply_cb(void *arg, struct store_task *task, struct resp_se
 	struct store *s = f->t->store;
 	const struct tly_schema *sc = f->p->schema;
 	json_t *cons = task->consensus ? tly__parse_stored(task->consensus) : json_object();
-	json_t *data = tly__parse_stored(task->data);
+	json_t *data = labels_data(sc, task);
 	char qs[24], *text;
 	int all = 1, ncat = 0;
 	enum tly_code rc = TLY_OK;
@@ -723,7 +731,7 @@ static enum tly_code report_cb(void *arg, struct store_task *task, struct resp_s
 	if (task->is_gold || rs->n == 0) /* gold is counted apart; nothing to compare */
 		return TLY_OK;
 	cons = tly__parse_stored(task->consensus);
-	data = tly__parse_stored(task->data);
+	data = labels_data(c->sc, task);
 	for (int i = 0; i < rs->n; i++) {
 		struct agree *g = agree_of(c, rs->user[i]);
 		for (int qi = 0; qi < c->sc->nquestions; qi++) {

@@ -193,3 +193,42 @@ test('quality report and refit: roles, 202, last_fit appears', async () => {
   assert.equal(cli.project_id, prj);
   assert.deepEqual(cli.counts, rep.counts);
 });
+
+test('a compare question (its labels come from the task data) in the quality report and the refit', async () => {
+  const prj = (await c.createProject({
+    name: 'Compare',
+    fields: [{ name: 'prompt', type: 'text' }, { name: 'resp', type: 'responses' }],
+    questions: [{ name: 'better', type: 'compare', field: 'resp', allow_tie: true }],
+    min_responses: 3, max_responses: 3,
+  })).id;
+  const ids = (await c.createTasks(prj, [
+    { data: { prompt: 'p0', resp: ['x', 'y'] } },
+    { data: { prompt: 'p1', resp: ['x', 'y', 'z'] } },
+  ])).created;
+  // task 0: 1, 1, tie; task 1: 2, 2, 2
+  const picks = [[1, 2], [1, 2], ['tie', 2]];
+  for (let i = 0; i < 3; i++) {
+    for (let k = 0; k < 2; k++) {
+      const cl = await A(i).claim(prj);
+      await A(i).submit(cl.assignment.id, { better: picks[i][ids.indexOf(cl.task.id)] });
+    }
+  }
+  const rep = ok(await c.get(`/api/v1/projects/${prj}/quality`), 200);
+  assert.deepEqual(rep.questions.map((q) => [q.name, q.type, q.units, q.answers]), [['better', 'compare', 2, 6]]);
+  const agree = Object.fromEntries(rep.annotators.map((x) => [x.user_id, x.agreement_with_consensus]));
+  assert.deepEqual([0, 1, 2].map((i) => agree[anns[i].id]), [1, 1, 0.5], 'the one who said tie on task 0 agrees on half');
+  const before = rep.last_fit;
+  assert.equal((await c.post(`/api/v1/projects/${prj}/quality/refit`)).status, 202);
+  let fit = null;
+  for (let i = 0; i < 100 * SLOW && !fit; i++) {
+    const q = ok(await c.get(`/api/v1/projects/${prj}/quality`), 200);
+    if (q.last_fit && JSON.stringify(q.last_fit) !== JSON.stringify(before)) fit = q.last_fit;
+    else await sleep(100);
+  }
+  assert.ok(fit, 'last_fit did not appear within 10 s of the refit');
+  assert.equal(fit.answers, 6);
+  const [t0, t1] = [await c.getTask(ids[0]), await c.getTask(ids[1])];
+  assert.equal(t0.consensus.better.label, 1);
+  assert.equal(t1.consensus.better.label, 2, 'label 2 exists only because the task has three responses');
+  assert.equal(t1.consensus.better.method, 'dawid_skene');
+});
