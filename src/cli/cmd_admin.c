@@ -12,7 +12,7 @@
 
 static const char *const valued[] = { "--org", "--email", "--role", "--user", "--schema",
 				      "--format", "--status", "--listen", "--max-body", "--threads",
-				      "--export-threads", "--max-exports",
+				      "--export-threads", "--max-exports", "--max-body-total",
 				      NULL };
 
 static int usage_fail(const char *msg)
@@ -180,9 +180,9 @@ int cmd_project(struct cli *c, int argc, char **argv)
 
 int cmd_serve(struct cli *c, int argc, char **argv)
 {
-	struct tly_http_opts o = { "127.0.0.1:8080", 0, 0, 0, 0 };
+	struct tly_http_opts o = { "127.0.0.1:8080", 0, 0, 0, 0, 0 };
 	const char *listen = cli_opt(argc, argv, "--listen");
-	long mb, th, xt, mx;
+	long mb, th, xt, mx, mt;
 	int rc;
 
 	if (listen)
@@ -192,7 +192,12 @@ int cmd_serve(struct cli *c, int argc, char **argv)
 	    cli_read_threads(argc, argv, "--export-threads", &xt) ||
 	    cli_int_opt(argc, argv, "--max-exports", 1, 1024, TLY_HTTP_MAX_EXPORTS, &mx))
 		return EXIT_BAD;
+	/* the default follows --max-body: four bodies of the largest size */
+	if (cli_int_opt(argc, argv, "--max-body-total", 1024, 1L << 40,
+			mb * 4 > (256L << 20) ? mb * 4 : 256L << 20, &mt))
+		return EXIT_BAD;
 	o.max_body = (size_t)mb;
+	o.max_body_total = (size_t)mt;
 	o.threads = (int)th;
 	o.export_threads = (int)xt;
 	o.max_exports = (int)mx;

@@ -31,7 +31,7 @@ static const struct command {
 	{ "project", cmd_project, "project create --org ORG --schema FILE | project list --org ORG" },
 	{ "import", cmd_import, "import PROJECT FILE [--format jsonl|csv]" },
 	{ "export", cmd_export, "export PROJECT [--format jsonl] [--status STATUS] [--threads N]" },
-	{ "serve", cmd_serve, "serve [--listen ADDR:PORT] [--max-body BYTES] [--threads N] [--export-threads N] [--max-exports N]" },
+	{ "serve", cmd_serve, "serve [--listen ADDR:PORT] [--max-body BYTES] [--max-body-total BYTES] [--threads N] [--export-threads N] [--max-exports N]" },
 	{ "routes", cmd_routes, "routes                            the HTTP route table" },
 	{ "quality", cmd_quality, "quality PROJECT [--refit]         quality report (refit the model first)" },
 	{ "aggregate", quality_aggregate, "aggregate [--method dsp|ds|mv|ods|mace] FILE  consensus labels (default dsp)" },

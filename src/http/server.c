@@ -63,6 +63,7 @@ extern const size_t tly_openapi_json_len;
 #define FD_KEEP_BASE 64
 #define FD_KEEP_PER_EXPORT_THREAD 3
 #define ACCEPT_PAUSE_MS 100   /* out of descriptors anyway: how long accepts rest */
+#define BODY_CHECK_MS 100     /* how often the bodies being received are added up */
 
 /* The methods the route table knows; any other is 405 on a known path. */
 enum method { M_GET, M_POST, M_PUT, M_DELETE, M_PATCH, M_HEAD, M_OPTIONS, M_OTHER };
@@ -140,6 +141,9 @@ struct worker {
 	h2o_timeout_t pause;        /* ...after which the listener is watched again */
 	h2o_timeout_entry_t resume;
 	int pause_ready;
+	h2o_timeout_t body_every;   /* the body budget's check (see body_check) */
+	h2o_timeout_entry_t body_check;
+	long body_cuts;             /* connections it cut, this spell (the log's) */
 	int streams, draining, closing, done;
 	int64_t closing_at;         /* when the connections were shut down */
 	long outstanding;           /* replies queued and not sent yet */
@@ -190,6 +194,8 @@ struct server {
 	_Atomic int64_t drain_deadline;
 	int nworkers;
 	int max_conns;              /* connections one event loop holds at most */
+	size_t body_budget;         /* bytes of bodies one event loop may be receiving */
+	size_t body_total;          /* --max-body-total, for the log */
 	long fd_limit;              /* RLIMIT_NOFILE (for the log)... */
 	long fd_keep;               /* ...and what of it connections may not take */
 	int export_threads;         /* connections reading one export at once */
@@ -1390,6 +1396,7 @@ struct conn {
 	h2o_socket_t *sock;
 	struct worker *w;
 	struct conn *next, **prev;
+	int cut;                    /* shut down for the body budget: h2o closes it next */
 };
 
 static void on_accept(h2o_socket_t *listener, const char *err);
@@ -1421,6 +1428,63 @@ static void conn_closed(void *arg)
 			"times)\n", w->nconns, w->capped);
 		w->capped = 0;
 	}
+}
+
+struct held { size_t n; struct conn *c; };
+
+static int held_desc(const void *a, const void *b)
+{
+	size_t x = ((const struct held *)a)->n, y = ((const struct held *)b)->n;
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Every BODY_CHECK_MS while connections are open. h2o reads a request's
+ * whole body before tally sees the request (and its key), into memory and,
+ * past 32 MiB, into a temporary file: anyone who can connect could make the
+ * server hold --max-body per connection, in memory or on the disk the
+ * database needs. So the bytes held by connections still receiving a
+ * request are added up, and past the loop's share of --max-body-total the
+ * largest are shut down until the rest fits; their clients see the
+ * connection close without an answer and may send again. */
+static void body_check(h2o_timeout_entry_t *e)
+{
+	struct worker *w = H2O_STRUCT_FROM_MEMBER(struct worker, body_check, e);
+	size_t total = 0, n = 0, budget = w->srv->body_budget;
+	struct held *h;
+	long cut = 0;
+
+	for (struct conn *c = w->conns; c; c = c->next)
+		if (!c->cut && h2o_socket_is_reading(c->sock) && c->sock->input) {
+			total += c->sock->input->size;
+			n++;
+		}
+	if (total > budget) {
+		h = tly_xmalloc(n * sizeof(*h));
+		n = 0;
+		for (struct conn *c = w->conns; c; c = c->next)
+			if (!c->cut && h2o_socket_is_reading(c->sock) && c->sock->input &&
+			    c->sock->input->size)
+				h[n++] = (struct held){ c->sock->input->size, c };
+		qsort(h, n, sizeof(*h), held_desc);
+		for (size_t i = 0; i < n && total > budget; i++, cut++) {
+			h[i].c->cut = 1;
+			shutdown(h2o_socket_get_fd(h[i].c->sock), SHUT_RDWR);
+			total -= h[i].n;
+		}
+		free(h);
+		if (!w->body_cuts)
+			fprintf(stderr, "tally: requests being received held more than the %zu bytes "
+				"of --max-body-total: cut the %ld largest (their clients may send "
+				"again); the log stays quiet until they fit\n", w->srv->body_total, cut);
+		w->body_cuts += cut;
+	} else if (w->body_cuts) {
+		fprintf(stderr, "tally: requests being received fit --max-body-total again, after "
+			"%ld connections were cut\n", w->body_cuts);
+		w->body_cuts = 0;
+	}
+	if (w->nconns)
+		h2o_timeout_link(w->ctx.loop, &w->body_every, &w->body_check);
 }
 
 static void accept_resume(h2o_timeout_entry_t *e)
@@ -1470,6 +1534,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 	w->nconns++;
 	sock->on_close.cb = conn_closed;
 	sock->on_close.data = c;
+	if (!h2o_timeout_is_linked(&w->body_check))
+		h2o_timeout_link(w->ctx.loop, &w->body_every, &w->body_check);
 	h2o_accept(&w->accept, sock);
 	/* the cap keeps descriptors for the database: a write that could not
 	 * open a file it needs would fail for everyone. Past it, connections
@@ -1567,8 +1633,10 @@ static int worker_init(struct server *srv, struct worker *w, int id, int listen_
 	w->accept.ctx = &w->ctx;
 	w->accept.hosts = srv->config.hosts;
 	h2o_timeout_init(w->ctx.loop, &w->pause, ACCEPT_PAUSE_MS);
+	h2o_timeout_init(w->ctx.loop, &w->body_every, BODY_CHECK_MS);
 	w->pause_ready = 1;
 	w->resume.cb = accept_resume;
+	w->body_check.cb = body_check;
 	w->listener = watch(w, listen_fd, on_accept);
 	w->wake = watch(w, dup(batch_fd(srv->batch, id)), on_wake);
 	return w->listener && w->wake ? 0 : -1;
@@ -1682,7 +1750,10 @@ static void worker_free(struct worker *w)
 	if (w->pause_ready) {
 		if (h2o_timeout_is_linked(&w->resume))
 			h2o_timeout_unlink(&w->resume);
+		if (h2o_timeout_is_linked(&w->body_check))
+			h2o_timeout_unlink(&w->body_check);
 		h2o_timeout_dispose(w->ctx.loop, &w->pause);
+		h2o_timeout_dispose(w->ctx.loop, &w->body_every);
 	}
 	if (w->nconns == 0) { /* h2o asserts on a context with live connections */
 		h2o_context_dispose(&w->ctx);
@@ -1766,6 +1837,8 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 			srv.max_conns = 1;
 		srv.fd_keep = lim - (long)srv.max_conns * srv.nworkers;
 	}
+	srv.body_total = o->max_body_total ? o->max_body_total : (size_t)256 << 20;
+	srv.body_budget = srv.body_total / (size_t)srv.nworkers;
 	json_object_seed(0); /* before any thread hashes a key */
 	/* adaptive: a waiter spins briefly first, as the holder is usually quick */
 	pthread_mutexattr_init(&ma);

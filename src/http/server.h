@@ -10,6 +10,7 @@ struct tly;
 struct tly_http_opts {
 	const char *listen;   /* "ADDR:PORT" */
 	size_t max_body;      /* bytes */
+	size_t max_body_total; /* bytes of bodies being received, all connections; 0: the default */
 	int threads;          /* event-loop workers, at most 16; 0: one */
 	int export_threads;   /* connections reading one export at once; 0: one */
 	int max_exports;      /* exports streaming at once; 0: TLY_HTTP_MAX_EXPORTS */
