@@ -30,6 +30,20 @@ before(async () => {
 });
 const A = (i) => srv.client(anns[i].key);
 
+/** Asks for a refit of prj (asserting 202 and its body) and returns the report's
+ * last_fit once it differs from `before`. */
+async function refitted(prj, before) {
+  const rf = await c.post(`/api/v1/projects/${prj}/quality/refit`);
+  assert.equal(rf.status, 202, String(rf));
+  assert.deepEqual(rf.body, { queued: true, project_id: prj });
+  for (let i = 0; i < 100 * SLOW; i++) {
+    const q = ok(await c.get(`/api/v1/projects/${prj}/quality`), 200);
+    if (q.last_fit && JSON.stringify(q.last_fit) !== JSON.stringify(before)) return q.last_fit;
+    await sleep(100);
+  }
+  assert.fail('last_fit did not appear within 10 s of the refit');
+}
+
 test('quality settings are normalized with their defaults; bad ones → 422 quality.<key>', async () => {
   const p = await c.createProject(schema());
   assert.deepEqual(p.quality, { confidence_target: 0, gold_rate: 0, qualification_tasks: 0, gold_min_accuracy: 0, refit_every: 500 });
@@ -171,17 +185,7 @@ test('quality report and refit: roles, 202, last_fit appears', async () => {
   assert.equal(qs.krippendorff_alpha, 1, 'all three annotators agree on every task');
   assert.equal(rep.annotators.length, 3);
   assert.ok(rep.annotators.every((x) => x.responses === 4 && x.agreement_with_consensus === 1 && x.paused === false));
-  const before = rep.last_fit;
-  const rf = await c.post(`/api/v1/projects/${prj}/quality/refit`);
-  assert.equal(rf.status, 202, String(rf));
-  assert.deepEqual(rf.body, { queued: true, project_id: prj });
-  let fit = null;
-  for (let i = 0; i < 100 * SLOW && !fit; i++) {
-    const q = ok(await c.get(`/api/v1/projects/${prj}/quality`), 200);
-    if (q.last_fit && JSON.stringify(q.last_fit) !== JSON.stringify(before)) fit = q.last_fit;
-    else await sleep(100);
-  }
-  assert.ok(fit, 'last_fit did not appear within 10 s of the refit');
+  const fit = await refitted(prj, rep.last_fit);
   assert.equal(fit.method, 'dawid_skene');
   assert.equal(fit.answers, 24, '12 responses × 2 categorical questions');
   assert.equal(fit.annotators, 3);
@@ -217,15 +221,7 @@ test('a compare question (its labels come from the task data) in the quality rep
   assert.deepEqual(rep.questions.map((q) => [q.name, q.type, q.units, q.answers]), [['better', 'compare', 2, 6]]);
   const agree = Object.fromEntries(rep.annotators.map((x) => [x.user_id, x.agreement_with_consensus]));
   assert.deepEqual([0, 1, 2].map((i) => agree[anns[i].id]), [1, 1, 0.5], 'the one who said tie on task 0 agrees on half');
-  const before = rep.last_fit;
-  assert.equal((await c.post(`/api/v1/projects/${prj}/quality/refit`)).status, 202);
-  let fit = null;
-  for (let i = 0; i < 100 * SLOW && !fit; i++) {
-    const q = ok(await c.get(`/api/v1/projects/${prj}/quality`), 200);
-    if (q.last_fit && JSON.stringify(q.last_fit) !== JSON.stringify(before)) fit = q.last_fit;
-    else await sleep(100);
-  }
-  assert.ok(fit, 'last_fit did not appear within 10 s of the refit');
+  const fit = await refitted(prj, rep.last_fit);
   assert.equal(fit.answers, 6);
   const [t0, t1] = [await c.getTask(ids[0]), await c.getTask(ids[1])];
   assert.equal(t0.consensus.better.label, 1);
