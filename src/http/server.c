@@ -286,6 +286,8 @@ static int parse_limit(const char *s, int def)
 
 	if (!s)
 		return def;
+	if (*s < '0' || *s > '9') /* strtol would take " 5" and "+5" */
+		return -1;
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || *end || end == s || v < 0 || v > 1000000)

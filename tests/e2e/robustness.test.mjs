@@ -234,6 +234,13 @@ test('query strings: odd encodings on list/export are 400 or ignored, never 5xx'
     }
   }
   assertError(await c.get(`/api/v1/projects/${prj}/export?format=xml`), 400, 'bad_request');
+  // limit is digits only: a sign or a space before them is refused too
+  for (const q of ['limit=%2B5', 'limit=+5', 'limit=%205', 'limit=-1', 'limit=5x']) {
+    const e = assertError(await c.get(`/api/v1/projects/${prj}/tasks?${q}`), 400, 'bad_request', 'limit');
+    assert.match(e.message, /limit: must be from 1 to 1000/, q);
+  }
+  assert.deepEqual(ok(await c.get(`/api/v1/projects/${prj}/tasks?limit=007`), 200),
+    ok(await c.get(`/api/v1/projects/${prj}/tasks?limit=7`), 200));
   // a NUL byte would cut the value short ("queued%00x" read as "queued"): refused, wherever it is
   for (const q of ['status=queued%00', 'status=queued%00x', 'limit=5%00', 'x%00=1']) {
     const e = assertError(await c.get(`/api/v1/projects/${prj}/tasks?${q}`), 400, 'bad_request');
