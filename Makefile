@@ -65,14 +65,14 @@ $(OUT)/bench/hello_h2o: bench/hello_h2o.c $(H2O_COMMON)
 
 # the power-cut test's write logger: an LD_PRELOAD library, never sanitized
 # (it goes in front of whichever tally binary it watches)
-$(OUT)/bench/libwlog.so: bench/preload/wlog.c bench/preload/wlog.h bench/preload/open_wrapper.h
+$(OUT)/bench/libwlog.so: bench/preload/wlog.c bench/preload/wlog.h bench/preload/shim.h
 	@mkdir -p $(@D)
 	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
 
 # the disk-fault tests' shim: while a flag file exists, writes that grow the
 # database or its WAL fail with ENOSPC, or their syncs with EIO (not sanitized,
 # as above)
-$(OUT)/bench/libdiskfault.so: bench/preload/diskfault.c bench/preload/open_wrapper.h
+$(OUT)/bench/libdiskfault.so: bench/preload/diskfault.c bench/preload/shim.h
 	@mkdir -p $(@D)
 	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl -lpthread
 

@@ -30,24 +30,13 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "open_wrapper.h"
+#include "shim.h"
 
 #define MAX_FD 65536
 
 static unsigned char watched[MAX_FD]; /* 1: the database or its WAL */
 static char db[4096], wal[4096], full_flag[4096], sync_flag[4096];
 static int full_errno = ENOSPC;
-
-static int (*real_open)(const char *, int, ...);
-static int (*real_open64)(const char *, int, ...);
-static int (*real_close)(int);
-static ssize_t (*real_write)(int, const void *, size_t);
-static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
-static ssize_t (*real_pwrite64)(int, const void *, size_t, off_t);
-static int (*real_ftruncate)(int, off_t);
-static int (*real_ftruncate64)(int, off_t);
-static int (*real_fsync)(int);
-static int (*real_fdatasync)(int);
 
 static pthread_once_t loaded = PTHREAD_ONCE_INIT;
 
@@ -61,20 +50,7 @@ static void load_once(void)
 {
 	const char *d = getenv("DISKFAULT_DB"), *e = getenv("DISKFAULT_ERRNO");
 
-#define LOAD(fn, name) fn = dlsym(RTLD_NEXT, name)
-	LOAD(real_open, "open");
-	LOAD(real_open64, "open64");
-	LOAD(real_close, "close");
-	LOAD(real_write, "write");
-	LOAD(real_pwrite, "pwrite");
-	LOAD(real_pwrite64, "pwrite64");
-	LOAD(real_ftruncate, "ftruncate");
-	LOAD(real_ftruncate64, "ftruncate64");
-	LOAD(real_fsync, "fsync");
-	LOAD(real_fdatasync, "fdatasync");
-#undef LOAD
-	if (!real_open || !real_open64 || !real_close || !real_write || !real_pwrite ||
-	    !real_pwrite64 || !real_ftruncate || !real_ftruncate64 || !real_fsync || !real_fdatasync)
+	if (real_load() != 0)
 		abort();
 	if (!d || d[0] != '/' || strlen(d) + 5 > sizeof(db))
 		return; /* not set up: pass everything through */

@@ -26,7 +26,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "open_wrapper.h"
+#include "shim.h"
 #include "wlog.h"
 
 #define MAX_FD 65536
@@ -37,16 +37,6 @@ static char paths[WLOG_NFILES][4096];
 static int logfd = -1;
 static uint64_t sync_ids;
 
-static int (*real_open)(const char *, int, ...);
-static int (*real_open64)(const char *, int, ...);
-static int (*real_close)(int);
-static ssize_t (*real_write)(int, const void *, size_t);
-static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
-static ssize_t (*real_pwrite64)(int, const void *, size_t, off_t);
-static int (*real_ftruncate)(int, off_t);
-static int (*real_ftruncate64)(int, off_t);
-static int (*real_fsync)(int);
-static int (*real_fdatasync)(int);
 static int (*real_unlink)(const char *);
 
 static void die(const char *what)
@@ -89,22 +79,8 @@ static pthread_once_t loaded = PTHREAD_ONCE_INIT;
 
 static void load_once(void)
 {
-#define LOAD(f, name) f = dlsym(RTLD_NEXT, name)
-	LOAD(real_open, "open");
-	LOAD(real_open64, "open64");
-	LOAD(real_close, "close");
-	LOAD(real_write, "write");
-	LOAD(real_pwrite, "pwrite");
-	LOAD(real_pwrite64, "pwrite64");
-	LOAD(real_ftruncate, "ftruncate");
-	LOAD(real_ftruncate64, "ftruncate64");
-	LOAD(real_fsync, "fsync");
-	LOAD(real_fdatasync, "fdatasync");
-	LOAD(real_unlink, "unlink");
-#undef LOAD
-	if (!real_open || !real_open64 || !real_close || !real_write || !real_pwrite ||
-	    !real_pwrite64 || !real_ftruncate || !real_ftruncate64 || !real_fsync ||
-	    !real_fdatasync || !real_unlink)
+	real_unlink = dlsym(RTLD_NEXT, "unlink");
+	if (real_load() != 0 || !real_unlink)
 		abort();
 	memset(fdfile, -1, sizeof(fdfile));
 }
