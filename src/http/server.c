@@ -140,7 +140,6 @@ struct worker {
 	long starved;               /* accepts that found no descriptor, this spell */
 	h2o_timeout_t pause;        /* ...after which the listener is watched again */
 	h2o_timeout_entry_t resume;
-	int pause_ready;
 	h2o_timeout_t body_every;   /* the body budget's check (see body_check) */
 	h2o_timeout_entry_t body_check;
 	long body_cuts;             /* connections it cut, this spell (the log's) */
@@ -1636,7 +1635,6 @@ static int worker_init(struct server *srv, struct worker *w, int id, int listen_
 	w->accept.hosts = srv->config.hosts;
 	h2o_timeout_init(w->ctx.loop, &w->pause, ACCEPT_PAUSE_MS);
 	h2o_timeout_init(w->ctx.loop, &w->body_every, BODY_CHECK_MS);
-	w->pause_ready = 1;
 	w->resume.cb = accept_resume;
 	w->body_check.cb = body_check;
 	w->listener = watch(w, listen_fd, on_accept);
@@ -1749,14 +1747,13 @@ static void worker_free(struct worker *w)
 	if (w->signals)
 		h2o_socket_close(w->signals);
 	h2o_evloop_run(w->ctx.loop, 0); /* the closes complete */
-	if (w->pause_ready) {
-		if (h2o_timeout_is_linked(&w->resume))
-			h2o_timeout_unlink(&w->resume);
-		if (h2o_timeout_is_linked(&w->body_check))
-			h2o_timeout_unlink(&w->body_check);
-		h2o_timeout_dispose(w->ctx.loop, &w->pause);
-		h2o_timeout_dispose(w->ctx.loop, &w->body_every);
-	}
+	/* the timeouts were set up with the loop (worker_init) */
+	if (h2o_timeout_is_linked(&w->resume))
+		h2o_timeout_unlink(&w->resume);
+	if (h2o_timeout_is_linked(&w->body_check))
+		h2o_timeout_unlink(&w->body_check);
+	h2o_timeout_dispose(w->ctx.loop, &w->pause);
+	h2o_timeout_dispose(w->ctx.loop, &w->body_every);
 	if (w->nconns == 0) { /* h2o asserts on a context with live connections */
 		h2o_context_dispose(&w->ctx);
 		h2o_evloop_destroy(w->ctx.loop);
