@@ -192,9 +192,7 @@ int cmd_serve(struct cli *c, int argc, char **argv)
 	    cli_read_threads(argc, argv, "--export-threads", &xt) ||
 	    cli_int_opt(argc, argv, "--max-exports", 1, 1024, TLY_HTTP_MAX_EXPORTS, &mx))
 		return EXIT_BAD;
-	/* the default follows --max-body: four bodies of the largest size */
-	if (cli_int_opt(argc, argv, "--max-body-total", 1024, 1L << 40,
-			mb * 4 > (256L << 20) ? mb * 4 : 256L << 20, &mt))
+	if (cli_int_opt(argc, argv, "--max-body-total", 1024, 1L << 40, 0, &mt))
 		return EXIT_BAD;
 	o.max_body = (size_t)mb;
 	o.max_body_total = (size_t)mt;

@@ -1836,7 +1836,9 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 			srv.max_conns = 1;
 		srv.fd_keep = lim - (long)srv.max_conns * srv.nworkers;
 	}
-	srv.body_total = o->max_body_total ? o->max_body_total : (size_t)256 << 20;
+	/* the default follows --max-body: four bodies of the largest size, or 256 MiB */
+	srv.body_total = o->max_body_total ? o->max_body_total
+			 : o->max_body * 4 > (size_t)256 << 20 ? o->max_body * 4 : (size_t)256 << 20;
 	srv.body_budget = srv.body_total / (size_t)srv.nworkers;
 	json_object_seed(0); /* before any thread hashes a key */
 	/* adaptive: a waiter spins briefly first, as the holder is usually quick */
