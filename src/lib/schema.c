@@ -11,7 +11,10 @@
 
 #define MAX_NAME_BYTES 200
 #define MAX_LABEL_BYTES 256
-#define MAX_ITEMS 10000 /* spans, boxes, messages: also in their error messages */
+#define MAX_ITEMS 10000 /* spans, boxes, messages */
+/* MAX_ITEMS as text, for the messages that state it */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -438,7 +441,7 @@ static enum tly_code qc_spans(const json_t *v, const struct qctx *c)
 	size_t n = json_array_size(v);
 
 	if (!json_is_array(v) || n > MAX_ITEMS)
-		return bad(c, "%s: must be an array of at most 10000 %s", "{start, end, label} objects");
+		return bad(c, "%s: must be an array of at most " STR(MAX_ITEMS) " %s", "{start, end, label} objects");
 	for (size_t i = 0; i < n; i++) {
 		const json_t *sp = json_array_get(v, i);
 		long long st, en;
@@ -473,7 +476,7 @@ static enum tly_code qc_boxes(const json_t *v, const struct qctx *c)
 	const double eps = 1e-9;
 
 	if (!json_is_array(v) || n > MAX_ITEMS)
-		return bad(c, "%s: must be an array of at most 10000 %s", "{x, y, w, h, label} objects");
+		return bad(c, "%s: must be an array of at most " STR(MAX_ITEMS) " %s", "{x, y, w, h, label} objects");
 	for (size_t i = 0; i < n; i++) {
 		const json_t *b = json_array_get(v, i);
 		double x, y, w, h;
