@@ -1433,6 +1433,13 @@ static void conn_closed(void *arg)
 
 struct held { size_t n; struct conn *c; };
 
+/* What a connection still receiving a request holds of it, else 0. */
+static size_t held_by(const struct conn *c)
+{
+	return !c->cut && h2o_socket_is_reading(c->sock) && c->sock->input ? c->sock->input->size
+									    : 0;
+}
+
 static int held_desc(const void *a, const void *b)
 {
 	size_t x = ((const struct held *)a)->n, y = ((const struct held *)b)->n;
@@ -1451,22 +1458,21 @@ static int held_desc(const void *a, const void *b)
 static void body_check(h2o_timeout_entry_t *e)
 {
 	struct worker *w = H2O_STRUCT_FROM_MEMBER(struct worker, body_check, e);
-	size_t total = 0, n = 0, budget = w->srv->body_budget;
+	size_t total = 0, n = 0, held, budget = w->srv->body_budget;
 	struct held *h;
 	long cut = 0;
 
 	for (struct conn *c = w->conns; c; c = c->next)
-		if (!c->cut && h2o_socket_is_reading(c->sock) && c->sock->input) {
-			total += c->sock->input->size;
+		if ((held = held_by(c))) {
+			total += held;
 			n++;
 		}
 	if (total > budget) {
 		h = tly_xmalloc(n * sizeof(*h));
 		n = 0;
 		for (struct conn *c = w->conns; c; c = c->next)
-			if (!c->cut && h2o_socket_is_reading(c->sock) && c->sock->input &&
-			    c->sock->input->size)
-				h[n++] = (struct held){ c->sock->input->size, c };
+			if ((held = held_by(c)))
+				h[n++] = (struct held){ held, c };
 		qsort(h, n, sizeof(*h), held_desc);
 		for (size_t i = 0; i < n && total > budget; i++, cut++) {
 			h[i].c->cut = 1;
