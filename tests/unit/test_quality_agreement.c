@@ -266,6 +266,92 @@ static void test_krippendorff(void **state)
 	tly_answers_release(&a);
 }
 
+/* Feeds the units of a finished answer set to a stream, with its label ids. */
+static int stream_alpha(const struct tly_answers *a, enum tly_level lv, const double *values,
+			double *alpha, size_t *units, size_t *n_values)
+{
+	struct tly_alpha_stream st;
+	char err[256];
+	int rc;
+
+	assert_int_equal(tly_alpha_stream_init(&st, lv, a->n_labels, values, err, sizeof(err)), 0);
+	for (uint32_t q = 0; q < a->n_questions; q++)
+		assert_int_equal(tly_alpha_stream_unit(&st, a->a_label + a->q_off[q],
+						       a->q_off[q + 1] - a->q_off[q]), 0);
+	rc = tly_alpha_stream_finish(&st, alpha, units, n_values, err, sizeof(err));
+	tly_alpha_stream_release(&st);
+	return rc;
+}
+
+static void test_alpha_stream(void **state)
+{
+	struct tly_answers a;
+	struct tly_alpha_stream st;
+	double batch, streamed;
+	size_t u1, v1, u2, v2;
+	uint32_t bad[2] = { 0, 7 };
+	char err[256], q[32], w[16], l[16];
+	unsigned seed = 12345;
+
+	(void)state;
+	/* the published example: the same figures, to the last bit */
+	build_kripp(&a);
+	for (int lv = TLY_LEVEL_NOMINAL; lv <= TLY_LEVEL_INTERVAL; lv += 2) {
+		assert_int_equal(tly_krippendorff_alpha(&a, (enum tly_level)lv, &batch, &u1, &v1,
+							err, sizeof(err)), 0);
+		assert_int_equal(stream_alpha(&a, (enum tly_level)lv, a.label_value, &streamed,
+					      &u2, &v2), 0);
+		assert_true(batch == streamed);
+		assert_int_equal(u2, 11);
+		assert_int_equal(v2, 40);
+	}
+	tly_answers_release(&a);
+
+	/* 3,000 random units of 1 to 6 values over 12 labels */
+	tly_answers_init(&a);
+	for (int u = 0; u < 3000; u++) {
+		int m = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 6;
+		for (int o = 0; o < m; o++) {
+			int v = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+			snprintf(q, sizeof(q), "u%d", u);
+			snprintf(w, sizeof(w), "w%d", o);
+			snprintf(l, sizeof(l), "%d", v + (u % 3 == 0 ? 0 : (o % 2))); /* some agreement */
+			add(&a, q, w, l);
+		}
+	}
+	finish(&a);
+	for (int lv = TLY_LEVEL_NOMINAL; lv <= TLY_LEVEL_INTERVAL; lv += 2) {
+		assert_int_equal(tly_krippendorff_alpha(&a, (enum tly_level)lv, &batch, &u1, &v1,
+							err, sizeof(err)), 0);
+		assert_int_equal(stream_alpha(&a, (enum tly_level)lv, a.label_value, &streamed,
+					      &u2, &v2), 0);
+		assert_true(batch == streamed);
+		assert_int_equal(u1, u2);
+		assert_int_equal(v1, v2);
+		assert_true(u1 > 2000 && u1 < 3000); /* the units of one value are not pairable */
+	}
+	tly_answers_release(&a);
+
+	/* what it refuses */
+	assert_int_equal(tly_alpha_stream_init(&st, TLY_LEVEL_ORDINAL, 4, NULL, err, sizeof(err)),
+			 TLY_Q_EINVAL);
+	assert_string_equal(err, "a streamed alpha is nominal or interval, 1 to 65536 labels");
+	assert_int_equal(tly_alpha_stream_init(&st, TLY_LEVEL_NOMINAL, 4, NULL, err, sizeof(err)), 0);
+	assert_int_equal(tly_alpha_stream_unit(&st, bad, 2), TLY_Q_EINVAL);
+	assert_int_equal(tly_alpha_stream_unit(&st, bad, 1), TLY_Q_OK); /* one value: skipped */
+	assert_int_equal(tly_alpha_stream_finish(&st, &streamed, &u2, &v2, err, sizeof(err)),
+			 TLY_Q_EUNDEF);
+	assert_int_equal(u2, 0);
+	bad[1] = 0;
+	assert_int_equal(tly_alpha_stream_unit(&st, bad, 2), TLY_Q_OK); /* both the same label */
+	assert_int_equal(tly_alpha_stream_finish(&st, &streamed, &u2, &v2, err, sizeof(err)),
+			 TLY_Q_EUNDEF);
+	assert_string_equal(err, "alpha undefined: no variation in the values");
+	assert_int_equal(u2, 1);
+	assert_int_equal(v2, 2);
+	tly_alpha_stream_release(&st);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -284,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_fleiss_tables),
 		cmocka_unit_test(test_fleiss_answers),
 		cmocka_unit_test(test_krippendorff),
+		cmocka_unit_test(test_alpha_stream),
 		cmocka_unit_test(test_names),
 	};
 

@@ -326,6 +326,71 @@ static double delta2(const struct alpha_ctx *x, uint32_t c, uint32_t k)
 	return 0.0;
 }
 
+/* Nominal and interval alpha need no marginals to score a unit, which lets
+ * a unit be scored as it comes (tly_alpha_stream); these are shared by both
+ * forms so that they sum in the same order. v NULL: values are the label
+ * indices. */
+static double value_of(const double *v, uint32_t c)
+{
+	return v ? v[c] : (double)c;
+}
+
+/* A unit's m values as counts cnt[idx[0..nidx)] (in order of first
+ * appearance): the sum over its ordered pairs of delta^2. */
+static double unit_sum(enum tly_level level, const double *v, const uint32_t *cnt,
+		       const uint32_t *idx, size_t nidx, uint32_t m)
+{
+	double mean = 0.0, ss = 0.0;
+
+	if (level == TLY_LEVEL_NOMINAL) {
+		double sq = 0.0;
+
+		for (size_t j = 0; j < nidx; j++)
+			sq += (double)cnt[idx[j]] * cnt[idx[j]];
+		return (double)m * m - sq;
+	}
+	for (size_t j = 0; j < nidx; j++)
+		mean += cnt[idx[j]] * value_of(v, idx[j]);
+	mean /= m;
+	for (size_t j = 0; j < nidx; j++) {
+		double d = value_of(v, idx[j]) - mean;
+
+		ss += cnt[idx[j]] * d * d;
+	}
+	return 2.0 * m * ss;
+}
+
+/* The same sum over all pairable values (marginals nc, n in all). */
+static double expected_sum(enum tly_level level, const double *v, const double *nc, size_t K,
+			   double n)
+{
+	double mean = 0.0, ss = 0.0;
+
+	if (level == TLY_LEVEL_NOMINAL) {
+		double sq = 0.0;
+
+		for (size_t c = 0; c < K; c++)
+			sq += nc[c] * nc[c];
+		return n * n - sq;
+	}
+	for (size_t c = 0; c < K; c++)
+		mean += nc[c] * value_of(v, (uint32_t)c);
+	mean /= n;
+	for (size_t c = 0; c < K; c++)
+		ss += nc[c] * (value_of(v, (uint32_t)c) - mean) * (value_of(v, (uint32_t)c) - mean);
+	return 2.0 * n * ss;
+}
+
+static int alpha_of(double n, double dobs, double dexp, double *alpha, char *err, size_t errlen)
+{
+	if (dexp <= 0.0) {
+		tly__qerr_set(err, errlen, "alpha undefined: no variation in the values");
+		return TLY_Q_EUNDEF;
+	}
+	*alpha = 1.0 - (n - 1.0) * dobs / dexp;
+	return TLY_Q_OK;
+}
+
 int tly_krippendorff_alpha(const struct tly_answers *a, enum tly_level level,
 			   double *alpha, size_t *n_units, size_t *n_values,
 			   char *err, size_t errlen)
@@ -400,24 +465,8 @@ int tly_krippendorff_alpha(const struct tly_answers *a, enum tly_level level,
 			if (cnt[l]++ == 0)
 				idx[nidx++] = l;
 		}
-		if (level == TLY_LEVEL_NOMINAL) {
-			double sq = 0.0;
-
-			for (size_t j = 0; j < nidx; j++)
-				sq += (double)cnt[idx[j]] * cnt[idx[j]];
-			s = (double)m * m - sq;
-		} else if (level == TLY_LEVEL_INTERVAL) {
-			double mean = 0.0, ss = 0.0;
-
-			for (size_t j = 0; j < nidx; j++)
-				mean += cnt[idx[j]] * x.v[idx[j]];
-			mean /= m;
-			for (size_t j = 0; j < nidx; j++) {
-				double d = x.v[idx[j]] - mean;
-
-				ss += cnt[idx[j]] * d * d;
-			}
-			s = 2.0 * m * ss;
+		if (level == TLY_LEVEL_NOMINAL || level == TLY_LEVEL_INTERVAL) {
+			s = unit_sum(level, x.v, cnt, idx, nidx, m);
 		} else {
 			if (nidx > ALPHA_PAIRWISE_MAX) {
 				tly__qerr_set(err, errlen, "too many distinct values in one unit");
@@ -434,21 +483,8 @@ int tly_krippendorff_alpha(const struct tly_answers *a, enum tly_level level,
 	}
 
 	/* expected disagreement from the marginals */
-	if (level == TLY_LEVEL_NOMINAL) {
-		double sq = 0.0;
-
-		for (size_t c = 0; c < K; c++)
-			sq += nc[c] * nc[c];
-		dexp = n * n - sq;
-	} else if (level == TLY_LEVEL_INTERVAL) {
-		double mean = 0.0, ss = 0.0;
-
-		for (size_t c = 0; c < K; c++)
-			mean += nc[c] * x.v[c];
-		mean /= n;
-		for (size_t c = 0; c < K; c++)
-			ss += nc[c] * (x.v[c] - mean) * (x.v[c] - mean);
-		dexp = 2.0 * n * ss;
+	if (level == TLY_LEVEL_NOMINAL || level == TLY_LEVEL_INTERVAL) {
+		dexp = expected_sum(level, x.v, nc, K, n);
 	} else {
 		size_t nz = 0;
 
@@ -465,16 +501,86 @@ int tly_krippendorff_alpha(const struct tly_answers *a, enum tly_level level,
 			for (size_t l = 0; l < nz; l++)
 				dexp += nc[idx[j]] * nc[idx[l]] * delta2(&x, idx[j], idx[l]);
 	}
-	if (dexp <= 0.0) {
-		tly__qerr_set(err, errlen, "alpha undefined: no variation in the values");
-		rc = TLY_Q_EUNDEF;
+	if ((rc = alpha_of(n, dobs, dexp, alpha, err, errlen)) != TLY_Q_OK)
 		goto out;
-	}
-	*alpha = 1.0 - (n - 1.0) * dobs / dexp;
 out:
 	free(nc);
 	free(cum);
 	free(cnt);
 	free(idx);
 	return rc;
+}
+
+/* ---- Krippendorff, unit by unit ---------------------------------------------------- */
+
+int tly_alpha_stream_init(struct tly_alpha_stream *s, enum tly_level level, size_t k,
+			  const double *values, char *err, size_t errlen)
+{
+	memset(s, 0, sizeof(*s));
+	if ((level != TLY_LEVEL_NOMINAL && level != TLY_LEVEL_INTERVAL) || k == 0 ||
+	    k > TLY_ALPHA_STREAM_K) {
+		tly__qerr_set(err, errlen, "a streamed alpha is nominal or interval, 1 to %u labels",
+			      TLY_ALPHA_STREAM_K);
+		return TLY_Q_EINVAL;
+	}
+	s->level = level;
+	s->k = k;
+	s->v = values;
+	s->nc = calloc(k, sizeof(*s->nc));
+	s->cnt = calloc(k, sizeof(*s->cnt));
+	s->idx = malloc(k * sizeof(*s->idx));
+	if (!s->nc || !s->cnt || !s->idx) {
+		tly_alpha_stream_release(s);
+		tly__qerr_set(err, errlen, "out of memory");
+		return TLY_Q_ENOMEM;
+	}
+	return TLY_Q_OK;
+}
+
+int tly_alpha_stream_unit(struct tly_alpha_stream *s, const uint32_t *labels, size_t m)
+{
+	size_t nidx = 0;
+
+	for (size_t i = 0; i < m; i++)
+		if (labels[i] >= s->k)
+			return TLY_Q_EINVAL;
+	if (m < 2) /* not pairable */
+		return TLY_Q_OK;
+	if (m > UINT32_MAX)
+		return TLY_Q_ELIMIT;
+	for (size_t i = 0; i < m; i++)
+		if (s->cnt[labels[i]]++ == 0)
+			s->idx[nidx++] = labels[i];
+	for (size_t j = 0; j < nidx; j++)
+		s->nc[s->idx[j]] += s->cnt[s->idx[j]];
+	s->dobs += unit_sum(s->level, s->v, s->cnt, s->idx, nidx, (uint32_t)m) / ((double)m - 1.0);
+	for (size_t j = 0; j < nidx; j++)
+		s->cnt[s->idx[j]] = 0;
+	s->n += (double)m;
+	s->units++;
+	return TLY_Q_OK;
+}
+
+int tly_alpha_stream_finish(const struct tly_alpha_stream *s, double *alpha, size_t *n_units,
+			    size_t *n_values, char *err, size_t errlen)
+{
+	if (n_units != NULL)
+		*n_units = s->units;
+	if (n_values != NULL)
+		*n_values = (size_t)s->n;
+	if (s->units == 0) {
+		tly__qerr_set(err, errlen, "no unit has two or more values");
+		return TLY_Q_EUNDEF;
+	}
+	return alpha_of(s->n, s->dobs, expected_sum(s->level, s->v, s->nc, s->k, s->n), alpha,
+			err, errlen);
+}
+
+void tly_alpha_stream_release(struct tly_alpha_stream *s)
+{
+	free(s->nc);
+	free(s->cnt);
+	free(s->idx);
+	s->nc = NULL;
+	s->cnt = s->idx = NULL;
 }

@@ -61,4 +61,29 @@ int tly_krippendorff_alpha(const struct tly_answers *a, enum tly_level level,
 			   double *alpha, size_t *n_units, size_t *n_values,
 			   char *err, size_t errlen);
 
+/* Krippendorff's alpha unit by unit, holding no answers (a project's quality
+ * report over millions of them): nominal and interval only, since ordinal and
+ * ratio need every value's marginals before the first unit is scored. Labels
+ * are 0..k-1; values[c] is label c's value for interval (NULL: c itself;
+ * interval alpha does not change under an affine map of the values). The
+ * figures equal tly_krippendorff_alpha's on the same units: both sum a unit
+ * and the marginals in the same way. _unit refuses a label >= k (TLY_Q_EINVAL)
+ * and skips a unit of fewer than two values. */
+#define TLY_ALPHA_STREAM_K 65536u
+struct tly_alpha_stream {
+	enum tly_level level;
+	size_t k;
+	const double *v;
+	double *nc;            /* pairable values per label */
+	uint32_t *cnt, *idx;   /* one unit's counts, and its labels by first appearance */
+	double n, dobs;
+	size_t units;
+};
+int tly_alpha_stream_init(struct tly_alpha_stream *s, enum tly_level level, size_t k,
+			  const double *values, char *err, size_t errlen);
+int tly_alpha_stream_unit(struct tly_alpha_stream *s, const uint32_t *labels, size_t m);
+int tly_alpha_stream_finish(const struct tly_alpha_stream *s, double *alpha, size_t *n_units,
+			    size_t *n_values, char *err, size_t errlen);
+void tly_alpha_stream_release(struct tly_alpha_stream *s);
+
 #endif
