@@ -231,7 +231,7 @@ int cmd_quality(struct cli *c, int argc, char **argv)
 	if (refit && tly_quality_refit(c->t, &a, project, &out, &err) != TLY_OK)
 		return cli_fail(&err);
 	json_decref(out);
-	if (tly_quality_report(c->t, &a, project, &out, &err) != TLY_OK)
+	if (tly_quality_report(c->t, &a, project, 0, &out, &err) != TLY_OK)
 		return cli_fail(&err);
 	json_dumpf(out, stdout, JSON_INDENT(2));
 	putchar('\n');

@@ -743,20 +743,23 @@ static void *refit_main(void *arg)
  * through one list of queued requests; another request of that list for the
  * same project gets it after its own access check. Every request of a list
  * arrived before the list's first report began, so that report is as new as
- * each of them needs (it saw every write acknowledged before they came). */
+ * each of them needs (it saw every write acknowledged before they came) —
+ * unless it was made with max_age, which may take an older walk: such a
+ * report is not shared. (The library also keeps its walks: report.c.) */
 static enum tly_code h_quality(struct req *r, json_t **out, struct tly_err *err)
 {
 	struct report_share *sh = r->share;
+	int max_age = parse_limit(query(r, "max_age"), 0);
 	enum tly_code rc;
 
-	if (sh && sh->out && strcmp(sh->project, r->params[0]) == 0) {
+	if (sh && sh->out && max_age >= 0 && strcmp(sh->project, r->params[0]) == 0) {
 		rc = tly_project_access(r->t, &r->actor, r->params[0], TLY_ROLE_REVIEWER, err);
 		if (rc == TLY_OK)
 			*out = json_incref(sh->out);
 		return rc;
 	}
-	rc = tly_quality_report(r->t, &r->actor, r->params[0], out, err);
-	if (sh && rc == TLY_OK && strlen(r->params[0]) < sizeof(sh->project)) {
+	rc = tly_quality_report(r->t, &r->actor, r->params[0], max_age, out, err);
+	if (sh && rc == TLY_OK && max_age == 0 && strlen(r->params[0]) < sizeof(sh->project)) {
 		json_decref(sh->out);
 		sh->out = json_incref(*out);
 		strcpy(sh->project, r->params[0]);

@@ -7,7 +7,8 @@
  * the refit, else from gold with a Laplace prior, else 0.7). A refit runs
  * Dawid-Skene with a Dirichlet prior (quality/aggregate.h, "dsp") over every
  * categorical answer of the project, gold anchoring it, and rewrites each
- * task's consensus with the full-model posterior. */
+ * task's consensus with the full-model posterior. The quality report is
+ * report.c. */
 #include "tallyint.h"
 
 #include <math.h>
@@ -57,7 +58,7 @@ static void resp_clear(struct resp_set *rs)
 }
 
 /* The label index of q's answer in a, or -1. */
-static int answer_label(const struct tly_question *q, const json_t *a, int k)
+int tly__answer_label(const struct tly_question *q, const json_t *a, int k)
 {
 	int i;
 
@@ -171,7 +172,7 @@ static enum tly_code question_text(struct tly_buf *b, const struct tly_question 
 /* A task's data, parsed, when the schema's label counts depend on it (a
  * compare question counts the responses it compares), else NULL: parsing
  * every task's data was a third of a walk's JSON work for nothing. */
-static json_t *labels_data(const struct tly_schema *sc, const struct store_task *task)
+json_t *tly__labels_data(const struct tly_schema *sc, const struct store_task *task)
 {
 	for (int i = 0; i < sc->nquestions; i++)
 		if (sc->questions[i].type == TLY_Q_COMPARE)
@@ -208,7 +209,7 @@ enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p
 						     err))) {
 		goto out;
 	}
-	data = labels_data(sc, task);
+	data = tly__labels_data(sc, task);
 	for (int qi = 0; qi < sc->nquestions; qi++) {
 		const struct tly_question *q = &sc->questions[qi];
 		int k = tly_question_nlabels(sc, q, data), n = 0, best;
@@ -218,7 +219,7 @@ enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p
 		if (k < 2 || k > MAX_LABELS)
 			continue;
 		for (int i = 0; i < rs->n; i++) {
-			int l = answer_label(q, json_object_get(rs->answers[i], q->name), k);
+			int l = tly__answer_label(q, json_object_get(rs->answers[i], q->name), k);
 			if (l < 0)
 				continue;
 			labels[n] = (uint32_t)l;
@@ -350,7 +351,7 @@ static enum tly_code model_add_task(struct model *m, const struct tly_schema *sc
 				    const struct store_task *task, const struct resp_set *rs,
 				    struct tly_err *err)
 {
-	json_t *data = labels_data(sc, task), *gold = NULL;
+	json_t *data = tly__labels_data(sc, task), *gold = NULL;
 	char qs[24], ws[24], ls[16], why[160];
 	enum tly_code rc = TLY_OK;
 
@@ -363,7 +364,7 @@ static enum tly_code model_add_task(struct model *m, const struct tly_schema *sc
 		if (k < 2 || k > MAX_LABELS)
 			continue;
 		for (int i = 0; i < rs->n; i++) {
-			int l = answer_label(q, json_object_get(rs->answers[i], q->name), k);
+			int l = tly__answer_label(q, json_object_get(rs->answers[i], q->name), k);
 			if (l < 0)
 				continue;
 			snprintf(ws, sizeof(ws), "%lld", (long long)rs->user[i]);
@@ -375,7 +376,7 @@ static enum tly_code model_add_task(struct model *m, const struct tly_schema *sc
 			}
 			m->answers++;
 		}
-		int gl = gold ? answer_label(q, json_object_get(gold, q->name), k) : -1;
+		int gl = gold ? tly__answer_label(q, json_object_get(gold, q->name), k) : -1;
 		if (gl >= 0) {
 			snprintf(ls, sizeof(ls), "%d", gl);
 			tly_answers_add_label(&m->a[j], ls, strlen(ls), NULL, 0);
@@ -479,25 +480,21 @@ static enum tly_code walk(struct tly *t, int64_t project, int write, int answere
 struct build_ctx {
 	struct model *m;
 	const struct tly_schema *sc;
-	walk_fn also;   /* called for each task too (the report's own counts), or NULL */
-	void *also_arg;
 };
 
 static enum tly_code build_cb(void *arg, struct store_task *task, struct resp_set *rs,
 			      struct tly_err *err)
 {
 	struct build_ctx *c = arg;
-	enum tly_code rc = model_add_task(c->m, c->sc, task, rs, err);
 
-	return rc == TLY_OK && c->also ? c->also(c->also_arg, task, rs, err) : rc;
+	return model_add_task(c->m, c->sc, task, rs, err);
 }
 
-/* The model of a project's answered tasks; `also` sees each task in the
- * same walk (reading and parsing every answer once, not once per use). */
+/* The model of a project's answered tasks. */
 static enum tly_code model_build(struct tly *t, const struct tly__project *p, struct model *m,
-				 walk_fn also, void *also_arg, struct tly_err *err)
+				 struct tly_err *err)
 {
-	struct build_ctx c = { m, p->schema, also, also_arg };
+	struct build_ctx c = { m, p->schema };
 	char why[160];
 	enum tly_code rc;
 
@@ -541,7 +538,7 @@ static enum tly_code apply_cb(void *arg, struct store_task *task, struct resp_se
 	struct store *s = f->t->store;
 	const struct tly_schema *sc = f->p->schema;
 	json_t *cons = task->consensus ? tly__parse_stored(task->consensus) : json_object();
-	json_t *data = labels_data(sc, task);
+	json_t *data = tly__labels_data(sc, task);
 	char qs[24], *text;
 	int all = 1, ncat = 0;
 	enum tly_code rc = TLY_OK;
@@ -606,7 +603,7 @@ enum tly_code tly_quality_refit(struct tly *t, const struct tly_actor *a, const 
 		goto done;
 	f->p = &p;
 	f->t = t;
-	if ((rc = model_build(t, &p, &f->m, NULL, NULL, err)) != TLY_OK)
+	if ((rc = model_build(t, &p, &f->m, err)) != TLY_OK)
 		goto out;
 	for (int j = 0; j < f->m.nq; j++) {
 		struct tly_answers *A = &f->m.a[j];
@@ -695,156 +692,5 @@ done:
 	json_decref(questions);
 	free(wq);
 	free(f);
-	return rc;
-}
-
-/* ---- report ------------------------------------------------------------------------ */
-
-struct agree { int64_t user; long long answers, agree; };
-
-struct report_ctx {
-	const struct tly_schema *sc;
-	struct agree *ag;
-	size_t nag;
-	int64_t gold_tasks;
-	long long responses;
-};
-
-static struct agree *agree_of(struct report_ctx *c, int64_t user)
-{
-	for (size_t i = 0; i < c->nag; i++)
-		if (c->ag[i].user == user)
-			return &c->ag[i];
-	c->ag = tly_xrealloc(c->ag, (c->nag + 1) * sizeof(*c->ag));
-	c->ag[c->nag] = (struct agree){ user, 0, 0 };
-	return &c->ag[c->nag++];
-}
-
-static enum tly_code report_cb(void *arg, struct store_task *task, struct resp_set *rs,
-			       struct tly_err *err)
-{
-	struct report_ctx *c = arg;
-	json_t *cons, *data;
-
-	(void)err;
-	c->responses += rs->n;
-	if (task->is_gold || rs->n == 0) /* gold is counted apart; nothing to compare */
-		return TLY_OK;
-	cons = tly__parse_stored(task->consensus);
-	data = labels_data(c->sc, task);
-	for (int i = 0; i < rs->n; i++) {
-		struct agree *g = agree_of(c, rs->user[i]);
-		for (int qi = 0; qi < c->sc->nquestions; qi++) {
-			const struct tly_question *q = &c->sc->questions[qi];
-			json_t *mine = json_object_get(rs->answers[i], q->name);
-			json_t *e = json_object_get(cons, q->name);
-			if (!mine || !json_is_object(e) || tly_question_nlabels(c->sc, q, data) < 2)
-				continue;
-			g->answers++;
-			g->agree += json_equal(mine, json_object_get(e, "label"));
-		}
-	}
-	json_decref(cons);
-	json_decref(data);
-	return TLY_OK;
-}
-
-struct stats_ctx {
-	struct tly *t;
-	const struct tly__project *p;
-	struct report_ctx *rc;
-	json_t *list;
-};
-
-static int stats_cb(void *arg, const struct store_stats *st)
-{
-	struct stats_ctx *c = arg;
-	struct agree *g = agree_of(c->rc, st->user_id);
-	double lo, hi;
-	char why[200];
-	json_t *o;
-
-	tly_wilson((unsigned)st->gold_correct, (unsigned)st->gold_seen, WILSON_Z, &lo, &hi);
-	o = json_pack("{s:o,s:i,s:{s:i,s:i,s:o,s:f,s:f},s:o,s:o,s:b}",
-		      "user_id", tly__id(c->t, TLY_USER, st->user_id), "responses", st->answered,
-		      "gold", "seen", st->gold_seen, "correct", st->gold_correct, "accuracy",
-		      st->gold_seen ? json_real((double)st->gold_correct / st->gold_seen) : json_null(),
-		      "wilson_low", lo, "wilson_high", hi,
-		      "agreement_with_consensus",
-		      g->answers ? json_real((double)g->agree / (double)g->answers) : json_null(),
-		      "estimated_accuracy", st->quality >= 0 ? json_real(st->quality) : json_null(),
-		      "paused", tly__paused(c->p, st, why, sizeof(why)));
-	json_array_append_new(c->list, o);
-	return 0;
-}
-
-enum tly_code tly_quality_report(struct tly *t, const struct tly_actor *a, const char *project,
-				 json_t **out, struct tly_err *err)
-{
-	struct store *s = t->store;
-	struct tly__project p;
-	struct model m;
-	struct report_ctx rc_ctx = { 0 };
-	struct stats_ctx sx;
-	json_t *questions = NULL, *annotators = NULL, *counts, *fit = json_null();
-	int64_t counts_v[TLY_TASK_NSTATUS];
-	char key[64], *text = NULL;
-	enum tly_code rc;
-
-	*out = NULL;
-	if ((rc = tly__project_load(t, a, project, TLY_ROLE_REVIEWER, &p, err)) != TLY_OK)
-		return rc;
-	rc_ctx.sc = p.schema;
-	/* one walk of the answered tasks (only they have responses: the queue
-	 * itself, ten million tasks maybe, is not read) for the model and for
-	 * the agreement and response counts */
-	if ((rc = model_build(t, &p, &m, report_cb, &rc_ctx, err)) != TLY_OK) {
-		model_release(&m); /* what it built before it failed */
-		goto out;
-	}
-	questions = json_array();
-	for (int j = 0; j < m.nq; j++) {
-		const struct tly_question *q = &p.schema->questions[m.qidx[j]];
-		enum tly_level lv = q->type == TLY_Q_RATING ? TLY_LEVEL_INTERVAL : TLY_LEVEL_NOMINAL;
-		double alpha = 0;
-		size_t units = 0, values = 0;
-		int ok = tly_krippendorff_alpha(&m.a[j], lv, &alpha, &units, &values, NULL, 0) == TLY_Q_OK;
-		json_array_append_new(questions,
-				      json_pack("{s:s,s:s,s:s,s:o,s:I,s:I}", "name", q->name, "type",
-						tly_question_type_name(q->type), "alpha_level",
-						tly_level_name(lv), "krippendorff_alpha",
-						ok && isfinite(alpha) ? json_real(alpha) : json_null(),
-						"units", (json_int_t)units, "answers",
-						(json_int_t)m.a[j].q_off[m.a[j].n_questions]));
-	}
-	model_release(&m);
-	if ((rc = s->ops->gold_count(s, p.row.id, &rc_ctx.gold_tasks, err)) != TLY_OK)
-		goto out;
-	annotators = json_array();
-	sx = (struct stats_ctx){ t, &p, &rc_ctx, annotators };
-	if ((rc = s->ops->stats_list(s, p.row.id, stats_cb, &sx, err)) != TLY_OK)
-		goto out;
-	if ((rc = s->ops->project_counts(s, p.row.id, counts_v, err)) != TLY_OK)
-		goto out;
-	counts = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "queued", (json_int_t)counts_v[0],
-			   "in_progress", (json_int_t)counts_v[1], "completed", (json_int_t)counts_v[2],
-			   "canceled", (json_int_t)counts_v[3], "gold_tasks", (json_int_t)rc_ctx.gold_tasks,
-			   "responses", (json_int_t)rc_ctx.responses);
-	snprintf(key, sizeof(key), "fit:%lld", (long long)p.row.id);
-	if (s->ops->meta_get_text(s, key, &text, NULL) == TLY_OK) {
-		json_decref(fit);
-		fit = tly__parse_stored(text);
-		free(text);
-	}
-	*out = json_pack("{s:o,s:o,s:o,s:o,s:o}", "project_id", tly__id(t, TLY_PROJECT, p.row.id),
-			 "counts", counts, "questions", questions, "annotators", annotators,
-			 "last_fit", fit);
-	questions = annotators = fit = NULL;
-out:
-	json_decref(questions);
-	json_decref(annotators);
-	json_decref(fit);
-	free(rc_ctx.ag);
-	store_project_clear(&p.row);
 	return rc;
 }

@@ -91,6 +91,7 @@ void tly_close(struct tly *t)
 	for (int i = 0; i < TLY__SCHEMA_CACHE; i++)
 		if (t->cache[i].project_id)
 			tly_schema_clear(&t->cache[i].schema);
+	tly__report_cache_free(t);
 	if (t->store)
 		t->store->ops->close(t->store);
 	free(t->path);

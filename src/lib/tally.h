@@ -151,9 +151,13 @@ enum tly_code tly_actor_for_project(struct tly *t, const char *project, struct t
 enum tly_code tly_quality_refit(struct tly *t, const struct tly_actor *a, const char *project,
 				json_t **out, struct tly_err *err);
 /* The project's quality report: counts, agreement per question, per-annotator
- * gold accuracy (Wilson interval), agreement with consensus, pause state. */
+ * gold accuracy (Wilson interval), agreement with consensus, pause state.
+ * The agreement figures come from a walk of every answer, kept by the handle
+ * while the project's answers, statuses and fit stay the same; max_age
+ * (seconds, 0-86400) lets a kept walk up to that old do even after they
+ * changed. "as_of" is when that walk began. */
 enum tly_code tly_quality_report(struct tly *t, const struct tly_actor *a, const char *project,
-				 json_t **out, struct tly_err *err);
+				 int max_age, json_t **out, struct tly_err *err);
 /* A project whose refit is due (enough new answers since the last one):
  * writes its id and returns 1, else 0. Resets that project's counter. */
 int tly_refit_due(struct tly *t, char project_out[32]);

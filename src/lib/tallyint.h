@@ -25,6 +25,8 @@ struct tly__cached_schema {
 #define TLY__KEY_SETS 256
 #define TLY__KEY_WAYS 4
 
+struct tly__report_cache; /* report.c */
+
 struct tly {
 	struct store *store;
 	char *path;
@@ -41,6 +43,7 @@ struct tly {
 		struct { unsigned char hash[32]; struct tly_actor a; int64_t version; int used; } way[TLY__KEY_WAYS];
 		unsigned next; /* the way a miss replaces, round robin */
 	} keys[TLY__KEY_SETS];
+	struct tly__report_cache *reports; /* the last quality reports' walks */
 };
 
 /* A loaded project: the row (id, org_id, created_at; name and schema text are
@@ -94,5 +97,12 @@ int tly__gold_correct(const struct store_task *task, const json_t *answers);
 int tly__paused(const struct tly__project *p, const struct store_stats *st, char *why, size_t n);
 /* Counts one new answer towards the project's next refit. */
 void tly__note_answer(struct tly *t, const struct tly__project *p);
+/* report.c: frees the handle's kept report walks */
+void tly__report_cache_free(struct tly *t);
+/* The label index of q's answer a on a task whose q has k labels, or -1. */
+int tly__answer_label(const struct tly_question *q, const json_t *a, int k);
+/* The task's data, parsed, when the schema's label counts depend on it (a
+ * compare question), else NULL. */
+json_t *tly__labels_data(const struct tly_schema *sc, const struct store_task *task);
 
 #endif

@@ -27,9 +27,10 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * the database directly need it. */
 export const HAVE_SQLITE3 = spawnSync('sqlite3', ['-version'], { encoding: 'utf8' }).status === 0;
 
-/** One SQL statement on db through the sqlite3 CLI: its output, trimmed. */
+/** SQL on db through the sqlite3 CLI (on its standard input: a long script
+ * would pass the argument limit): its output, trimmed. */
 export function sqlite(db, sql) {
-  const r = spawnSync('sqlite3', ['-batch', '-noheader', db, sql], { encoding: 'utf8', timeout: 60_000 * SLOW });
+  const r = spawnSync('sqlite3', ['-batch', '-noheader', db], { input: sql, encoding: 'utf8', timeout: 60_000 * SLOW });
   if (r.error) throw r.error;
   assert.equal(r.status, 0, `sqlite3 ${sql}: ${r.stderr}`);
   return r.stdout.trim();

@@ -228,3 +228,43 @@ test('a compare question (its labels come from the task data) in the quality rep
   assert.equal(t1.consensus.better.label, 2, 'label 2 exists only because the task has three responses');
   assert.equal(t1.consensus.better.method, 'dawid_skene');
 });
+
+test('the report keeps its walk while nothing it reads changes; max_age takes an older one; bad max_age → 400', async () => {
+  const prj = (await c.createProject(schema())).id;
+  ok(await c.post(`/api/v1/projects/${prj}/tasks`, { tasks: [{ data: { text: 'x' } }, { data: { text: 'y' } }] }), 201);
+  const R = (q = '') => srv.client(rev.key).get(`/api/v1/projects/${prj}/quality${q}`);
+  const answer = async (i, s) => { const cl = await A(i).claim(prj); await A(i).submit(cl.assignment.id, { s, r: 2 }); };
+  await answer(0, 'a');
+  await answer(1, 'b');
+  const r1 = ok(await R(), 200);
+  assert.match(r1.as_of, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.equal(r1.counts.responses, 2);
+  await sleep(20);
+  // nothing moved: the same walk, the same body
+  assert.deepEqual(ok(await R(), 200), r1);
+  // one more answer: a new walk sees it (max_age 0 is the default)
+  await answer(2, 'a');
+  await sleep(20);
+  const r2 = ok(await R('?max_age=0'), 200);
+  assert.ok(r2.as_of > r1.as_of, `${r2.as_of} after ${r1.as_of}`);
+  assert.equal(r2.counts.responses, 3);
+  assert.equal(r2.questions[0].answers, 3);
+  // another answer, and max_age: the walk of r2 will do; what is counted apart is fresh
+  await answer(3, 'b');
+  const r3 = ok(await R('?max_age=3600'), 200);
+  assert.equal(r3.as_of, r2.as_of);
+  assert.equal(r3.counts.responses, 3, 'the walk of r2');
+  assert.deepEqual(r3.questions, r2.questions);
+  assert.equal(r3.annotators.length, 4, 'the annotators\' own counters are read each time');
+  // without it, a new walk
+  const r4 = ok(await R(), 200);
+  assert.equal(r4.counts.responses, 4);
+  assert.ok(r4.as_of > r2.as_of);
+  for (const bad of ['-1', '86401', 'abc', '+5', '%205', '1.5', '']) {
+    assertError(await R(`?max_age=${bad}`), 400, 'bad_request', 'max_age');
+  }
+  ok(await R('?max_age=86400'), 200);
+  // a stranger's project stays 404 whatever the query
+  const other = w.member(w.org('Quality Rival'), 'manager');
+  assertError(await srv.client(other.key).get(`/api/v1/projects/${prj}/quality?max_age=abc`), 404, 'not_found');
+});

@@ -11,7 +11,7 @@ import { World, SLOW, sleep, sentimentSchema, textTasks, assertError, ok, HAVE_S
 
 const N = 40_000;
 const w = World.create('reports');
-let srv, orgA, rev, mgr, ann, rival, big, small;
+let srv, orgA, rev, mgr, ann, rival, big, small, mixed, expected;
 
 function answerAll(name, annotatorEmail) {
   const prj = `(SELECT id FROM projects WHERE name = '${name}')`;
@@ -28,6 +28,106 @@ function answerAll(name, annotatorEmail) {
     COMMIT;`);
 }
 
+// Krippendorff's alpha by the coincidence method (Krippendorff 2011), from
+// units given as arrays of values: nominal compares labels, interval values.
+function alpha(units, interval) {
+  let n = 0, dobs = 0;
+  const nc = new Map();
+  for (const u of units) {
+    if (u.length < 2) continue;
+    const m = u.length, c = new Map();
+    for (const v of u) c.set(v, (c.get(v) || 0) + 1);
+    let s;
+    if (interval) {
+      const mean = u.reduce((a, v) => a + v, 0) / m;
+      s = 2 * m * u.reduce((a, v) => a + (v - mean) ** 2, 0);
+    } else {
+      s = m * m - [...c.values()].reduce((a, x) => a + x * x, 0);
+    }
+    dobs += s / (m - 1);
+    n += m;
+    for (const [v, x] of c) nc.set(v, (nc.get(v) || 0) + x);
+  }
+  let dexp;
+  if (interval) {
+    const mean = [...nc].reduce((a, [v, x]) => a + v * x, 0) / n;
+    dexp = 2 * n * [...nc].reduce((a, [v, x]) => a + x * (v - mean) ** 2, 0);
+  } else {
+    dexp = n * n - [...nc.values()].reduce((a, x) => a + x * x, 0);
+  }
+  return 1 - (n - 1) * dobs / dexp;
+}
+
+// A project with a choice and a rating question: 1,500 tasks answered by
+// three annotators each, one in five answers off the task's label, and a
+// consensus that is not always the majority; one more task has 150 answers
+// (from users made in SQL), more than any one task held in the report's
+// earlier walk. Returns what the report must say, computed here.
+function answerMixed(org) {
+  const labels = ['positive', 'negative', 'neutral'];
+  const anns = [w.member(org, 'annotator'), w.member(org, 'annotator'), w.member(org, 'annotator')];
+  mixed = w.project(org, {
+    name: 'mixed', fields: [{ name: 'text', type: 'text' }],
+    questions: [{ name: 'label', type: 'choice', options: labels },
+      { name: 'stars', type: 'rating', min: 1, max: 5 }],
+    min_responses: 3, max_responses: 3, lease_seconds: 600,
+  });
+  const T = 1500;
+  w.ok(['import', mixed, w.file('mixed.jsonl', textTasks(T + 1, 'm').map((t) => JSON.stringify(t)).join('\n'))]);
+  const prj = `(SELECT id FROM projects WHERE name = 'mixed')`;
+  const ids = sqlite(w.db, `SELECT id FROM tasks WHERE project_id = ${prj} ORDER BY id`).split('\n').map(Number);
+  const row = Object.fromEntries(anns.map((a) => [a.id, Number(sqlite(w.db, `SELECT id FROM users WHERE email = '${a.email}'`))]));
+  const units = { label: [], stars: [] };
+  const agree = new Map(anns.map((a) => [a.id, { n: 0, same: 0 }]));
+  const rows = [], cons = [];
+  ids.slice(0, T).forEach((tid, i) => {
+    const truth = i % 3, stars = 1 + (i % 5);
+    const cl = labels[(i % 7 === 0) ? (truth + 1) % 3 : truth], cs = stars;
+    cons.push(`WHEN ${tid} THEN '${JSON.stringify({ label: { label: cl, confidence: 0.9 }, stars: { label: cs, confidence: 0.8 } })}'`);
+    const ul = [], us = [];
+    anns.forEach((a, k) => {
+      const off = (i * 31 + k * 17) % 10 < 2;
+      const l = labels[(truth + (off ? 1 : 0)) % 3], s = off ? 1 + ((i + 2) % 5) : stars;
+      ul.push(l); us.push(s);
+      rows.push([tid, row[a.id], { label: l, stars: s }]);
+      const g = agree.get(a.id);
+      g.n += 2; g.same += (l === cl) + (s === cs);
+    });
+    units.label.push(ul); units.stars.push(us);
+  });
+  const big = ids[T];
+  sqlite(w.db, `BEGIN;
+    WITH RECURSIVE c(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM c WHERE k < 149)
+    INSERT INTO users(email, created_at) SELECT 'crowd' || k || '@example.com', 0 FROM c;
+    COMMIT;`);
+  const crowd = sqlite(w.db, `SELECT id FROM users WHERE email LIKE 'crowd%@example.com' ORDER BY id`).split('\n').map(Number);
+  crowd.forEach((u, k) => rows.push([big, u, { label: labels[k % 10 === 0 ? 1 : 0], stars: 4 }]));
+  units.label.push(crowd.map((_, k) => labels[k % 10 === 0 ? 1 : 0]));
+  units.stars.push(crowd.map(() => 4));
+  const values = rows.map(([t, u, a]) => `(${t}, ${prj}, ${u}, '${JSON.stringify(a)}')`).join(',\n');
+  sqlite(w.db, `BEGIN;
+    CREATE TEMP TABLE x(task_id, project_id, user_id, answers);
+    INSERT INTO x VALUES ${values};
+    INSERT INTO assignments(task_id, project_id, user_id, status, created_at, expires_at)
+      SELECT task_id, project_id, user_id, 1, 0, 0 FROM x ORDER BY rowid;
+    INSERT INTO responses(task_id, assignment_id, user_id, answers, duration_ms, created_at)
+      SELECT x.task_id, a.id, x.user_id, x.answers, 1000, 0 FROM x
+      JOIN assignments a ON a.task_id = x.task_id AND a.user_id = x.user_id ORDER BY x.rowid;
+    UPDATE tasks SET status = 2, n_responses = 3, slots = 0,
+      consensus = CASE id ${cons.join(' ')} END WHERE project_id = ${prj} AND id <> ${big};
+    UPDATE tasks SET status = 1, n_responses = 150 WHERE id = ${big};
+    INSERT INTO annotator_stats(project_id, user_id, answered)
+      SELECT ${prj}, user_id, count(*) FROM responses WHERE task_id IN (SELECT id FROM tasks WHERE project_id = ${prj})
+      AND user_id IN (${anns.map((a) => row[a.id]).join(',')}) GROUP BY user_id;
+    COMMIT;`);
+  return {
+    responses: rows.length,
+    label: alpha(units.label, false), stars: alpha(units.stars, true),
+    agree: Object.fromEntries(anns.map((a) => [a.id, agree.get(a.id).same / agree.get(a.id).n])),
+    anns,
+  };
+}
+
 before(async () => {
   if (!HAVE_SQLITE3) return;
   orgA = w.org('Reports A');
@@ -41,6 +141,7 @@ before(async () => {
   w.ok(['import', small, w.file('small.jsonl', textTasks(30, 's').map((t) => JSON.stringify(t)).join('\n'))]);
   answerAll('big', ann.email);
   answerAll('small', ann.email);
+  expected = answerMixed(orgA);
   srv = await w.serve();
 });
 
@@ -76,4 +177,27 @@ test('reports queued for one project share one, each after its own access check'
     const bs = ok(rSmall, 200);
     assert.equal(bs.project_id, small);
     assert.equal(bs.counts.responses, 30);
+  });
+
+test('the report\'s alpha and agreement equal an independent computation; no task\'s answers are cut',
+  { skip: !HAVE_SQLITE3 && 'sqlite3 not found', timeout: 120_000 * SLOW }, async () => {
+    const rep = ok(await report(mgr, mixed), 200);
+    assert.equal(rep.counts.responses, expected.responses, 'every answer counted, the 150 of one task too');
+    const q = Object.fromEntries(rep.questions.map((x) => [x.name, x]));
+    assert.deepEqual([q.label.alpha_level, q.label.units, q.label.answers], ['nominal', 1501, expected.responses]);
+    assert.deepEqual([q.stars.alpha_level, q.stars.units, q.stars.answers], ['interval', 1501, expected.responses]);
+    assert.ok(Math.abs(q.label.krippendorff_alpha - expected.label) < 1e-12,
+      `label alpha ${q.label.krippendorff_alpha}, computed here ${expected.label}`);
+    assert.ok(Math.abs(q.stars.krippendorff_alpha - expected.stars) < 1e-12,
+      `stars alpha ${q.stars.krippendorff_alpha}, computed here ${expected.stars}`);
+    assert.ok(expected.label > 0.3 && expected.label < 0.9 && expected.stars > 0.3 && expected.stars < 0.9,
+      'the data disagrees enough for alpha to mean something');
+    assert.equal(rep.annotators.length, 3);
+    for (const a of rep.annotators) {
+      assert.equal(a.responses, 1500);
+      assert.ok(Math.abs(a.agreement_with_consensus - expected.agree[a.user_id]) < 1e-12,
+        `${a.user_id}: ${a.agreement_with_consensus}, computed here ${expected.agree[a.user_id]}`);
+    }
+    // the same report again, to the byte
+    assert.deepEqual(ok(await report(rev, mixed), 200), rep);
   });
