@@ -32,21 +32,13 @@ N=${1:-1000000}
 LIMIT=${EXPORT_LIMIT:-120}
 [ "$N" -ge 1 ] 2>/dev/null || die "usage: $0 [TASKS]"
 command -v sqlite3 >/dev/null || die "the sqlite3 CLI is needed for the setup"
-[ -x "$BUILD/bench/scale_scan" ] || die "$BUILD/bench/scale_scan missing: run make -C $ROOT -j2 first"
 
 bench_setup
-cp "$BUILD/bench/scale_scan" "$TMP/bin/"
-SCAN=$TMP/bin/scale_scan
+scan_setup
 T0=$(date +%s)
 
 say "setup: $N tasks by tally import, then bulk SQL to complete them"
-"$TALLY" init
-ORG=$("$TALLY" org add bench)
-for i in $(seq 1 64); do
-	"$TALLY" user add --org "$ORG" --email "a$i@bench.test" --role annotator >/dev/null
-done
-"$TALLY" user add --org "$ORG" --email owner@bench.test --role owner >/dev/null
-KEY=$("$TALLY" key create --user owner@bench.test 2>/dev/null)
+bulk_org 64
 write_schema "$TMP/schema.json"
 PRJ=$("$TALLY" project create --org "$ORG" --schema "$TMP/schema.json")
 gen_tasks "$N" "$TMP/tasks.jsonl"

@@ -191,6 +191,28 @@ ratio() {
 	}'
 }
 
+# bulk_org N — in the new database: org "bench" (its id in ORG), N annotators
+# a1..aN@bench.test without keys (bulk SQL answers for them) and
+# owner@bench.test, whose key is in KEY
+bulk_org() {
+	local i
+	"$TALLY" init
+	ORG=$("$TALLY" org add bench)
+	for i in $(seq 1 "$1"); do
+		"$TALLY" user add --org "$ORG" --email "a$i@bench.test" --role annotator >/dev/null
+	done
+	"$TALLY" user add --org "$ORG" --email owner@bench.test --role owner >/dev/null
+	KEY=$("$TALLY" key create --user owner@bench.test 2>/dev/null)
+}
+
+# scan_setup — after bench_setup: the raw join scan (bench/scale_scan.c), the
+# ceiling of reading a project's tasks with their responses, in SCAN
+scan_setup() {
+	[ -x "$BUILD/bench/scale_scan" ] || die "$BUILD/bench/scale_scan missing: run make -C $ROOT -j2 first"
+	cp "$BUILD/bench/scale_scan" "$TMP/bin/"
+	SCAN=$TMP/bin/scale_scan
+}
+
 # gen_tasks N FILE — N tasks for the "text" field, JSONL as `tally import` takes it
 gen_tasks() {
 	awk -v n="$1" 'BEGIN {

@@ -24,21 +24,13 @@ K=${2:-3}
 LIMIT=${REPORT_LIMIT:-600}
 [ "$N" -ge 1 ] && [ "$K" -ge 1 ] && [ "$K" -le 20 ] 2>/dev/null || die "usage: $0 [TASKS] [ANSWERS_PER_TASK 1-20]"
 command -v sqlite3 >/dev/null || die "the sqlite3 CLI is needed for the setup"
-[ -x "$BUILD/bench/scale_scan" ] || die "$BUILD/bench/scale_scan missing: run make -C $ROOT -j2 first"
 
 bench_setup
-cp "$BUILD/bench/scale_scan" "$TMP/bin/"
-SCAN=$TMP/bin/scale_scan
+scan_setup
 T0=$(date +%s)
 
 say "setup: $N tasks by tally import, then $K answers each by bulk SQL"
-"$TALLY" init
-ORG=$("$TALLY" org add bench)
-for i in $(seq 1 20); do
-	"$TALLY" user add --org "$ORG" --email "a$i@bench.test" --role annotator >/dev/null
-done
-"$TALLY" user add --org "$ORG" --email owner@bench.test --role owner >/dev/null
-KEY=$("$TALLY" key create --user owner@bench.test 2>/dev/null)
+bulk_org 20
 cat >"$TMP/schema.json" <<EOF
 {"name":"report","fields":[{"name":"text","type":"text"}],
  "questions":[{"name":"label","type":"choice","options":["positive","negative","neutral"]},
