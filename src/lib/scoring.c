@@ -279,6 +279,22 @@ int tly__paused(const struct tly__project *p, const struct store_stats *st, char
 	return 1;
 }
 
+/* Refits are spaced by the project's size: after refit_every new answers,
+ * or a quarter of the answers it had, whichever is more. The answers it had
+ * come from its annotators' counters, read the first time a refit looks due
+ * (not at each answer: two projects sharing a slot would read them at every
+ * submit); before that they are the ones this handle has seen. Without
+ * them, a server started on a project of ten million answers refitted it
+ * (minutes of a core, and all its answers in memory) every 500 answers. */
+static void fit_space(struct tly *t, int slot)
+{
+	long long every = t->fits[slot].base;
+
+	if (every < t->fits[slot].total / 4)
+		every = t->fits[slot].total / 4;
+	t->fits[slot].every = every;
+}
+
 void tly__note_answer(struct tly *t, const struct tly__project *p)
 {
 	int slot = (int)((uint64_t)p->row.id % TLY__FIT_SLOTS);
@@ -291,15 +307,20 @@ void tly__note_answer(struct tly *t, const struct tly__project *p)
 		t->fits[slot].project_id = p->row.id;
 		t->fits[slot].count = 0;
 		t->fits[slot].total = 0;
+		t->fits[slot].seeded = 0;
 	}
 	t->fits[slot].count++;
 	t->fits[slot].total++;
-	/* a refit reads the whole project: space them out as it grows */
-	t->fits[slot].every = p->schema->quality.refit_every;
-	if (t->fits[slot].every < t->fits[slot].total / 4)
-		t->fits[slot].every = (int)(t->fits[slot].total / 4);
+	t->fits[slot].base = p->schema->quality.refit_every;
+	fit_space(t, slot);
 	if (t->fits[slot].count >= t->fits[slot].every)
 		t->fit_due = 1;
+}
+
+static int sum_answered(void *arg, const struct store_stats *st)
+{
+	*(long long *)arg += st->answered;
+	return 0;
 }
 
 int tly_refit_due(struct tly *t, char project_out[32])
@@ -308,13 +329,27 @@ int tly_refit_due(struct tly *t, char project_out[32])
 	if (!t->fit_due)
 		return 0;
 	t->fit_due = 0;
-	for (int i = 0; i < TLY__FIT_SLOTS; i++)
-		if (t->fits[i].project_id && t->fits[i].count >= t->fits[i].every) {
-			t->fits[i].count = 0;
-			t->fit_due = 1; /* the caller asks again until nothing is left */
-			tly_id_encode(&t->ids, TLY_PROJECT, t->fits[i].project_id, project_out);
-			return 1;
+	for (int i = 0; i < TLY__FIT_SLOTS; i++) {
+		if (!t->fits[i].project_id || t->fits[i].count < t->fits[i].every)
+			continue;
+		if (!t->fits[i].seeded) {
+			struct tly_err err;
+			long long n = 0;
+			t->fits[i].seeded = 1;
+			/* the counters include the answers this handle counted */
+			if (t->store->ops->stats_list(t->store, t->fits[i].project_id, sum_answered, &n,
+						      &err) == TLY_OK && n > t->fits[i].total) {
+				t->fits[i].total = n;
+				fit_space(t, i);
+				if (t->fits[i].count < t->fits[i].every)
+					continue;
+			}
 		}
+		t->fits[i].count = 0;
+		t->fit_due = 1; /* the caller asks again until nothing is left */
+		tly_id_encode(&t->ids, TLY_PROJECT, t->fits[i].project_id, project_out);
+		return 1;
+	}
 	return 0;
 }
 

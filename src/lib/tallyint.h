@@ -34,7 +34,11 @@ struct tly {
 	struct tly_idcodec ids;
 	struct tly__cached_schema cache[TLY__SCHEMA_CACHE];
 	/* answers since the last refit, per project (a small direct-mapped table) */
-	struct { int64_t project_id; int count, every; long long total; } fits[TLY__FIT_SLOTS];
+	struct {
+		int64_t project_id;
+		long long count, every, base, total; /* base: refit_every; total: answers */
+		int seeded;    /* total was read from the project's counters (scoring.c) */
+	} fits[TLY__FIT_SLOTS];
 	int fit_due;   /* some slot reached its count: tly_refit_due has work */
 	struct { int64_t project_id, at; } sweeps[TLY__FIT_SLOTS]; /* last lease sweep */
 	/* authenticated keys, valid while no other connection has committed

@@ -1048,6 +1048,69 @@ static void test_counts_match_tasks(void **state)
 	check_counts(w, prj, row);
 }
 
+/* Answers one task of prj through handle t by annotator u (claim + submit)
+ * and says whether a refit is then due. */
+static int answer_one(struct world *w, struct tly *t, const struct user *u, const char *prj)
+{
+	json_t *c = NULL, *body = J(good_body), *out = NULL;
+	char due[32];
+
+	OK(tly_claim(t, &u->a, prj, &c, &w->err));
+	assert_non_null(c);
+	OK(tly_submit(t, &u->a, claim_asg(c), body, &out, &w->err));
+	json_decref(out);
+	json_decref(body);
+	json_decref(c);
+	if (!tly_refit_due(t, due))
+		return 0;
+	assert_string_equal(due, prj);
+	assert_int_equal(tly_refit_due(t, due), 0); /* one at a time */
+	return 1;
+}
+
+/* Refits come after refit_every answers, or a quarter of the project's
+ * answers when that is more, counted from the project's counters: a new
+ * handle (a restarted server) on a large project does not refit it after
+ * refit_every answers. */
+static void test_refit_spacing(void **state)
+{
+	struct world *w = *state;
+	json_t *s, *p = NULL, *ids;
+	struct tly *t2;
+	char prj[32];
+	int dues = 0, first = 0;
+
+	s = J("{'name':'R','fields':[{'name':'text','type':'text'}],"
+	      " 'questions':[{'name':'sentiment','type':'choice','options':['positive','negative']}],"
+	      " 'min_responses':2,'max_responses':2,'quality':{'refit_every':10}}");
+	OK(tly_project_create(w->t, &w->owner.a, s, &p, &w->err));
+	snprintf(prj, sizeof(prj), "%s", jstr(p, "id"));
+	json_decref(p);
+	json_decref(s);
+	ids = add_n_tasks(w, prj, 300);
+	/* 400 answers through one handle: due at 10, 20, 30, 40 answers, then
+	 * when the answers since the last reach a quarter of all */
+	for (int i = 1; i <= 400; i++)
+		if (answer_one(w, w->t, &w->ann[i % NUSERS], prj)) {
+			dues++;
+			if (!first)
+				first = i;
+		}
+	assert_int_equal(first, 10);
+	assert_true(dues >= 8 && dues <= 16);
+	/* a new handle: 400 answers are in the project already, so the first
+	 * refit is due when c new ones reach (400 + c) / 4, at c = 133 (the
+	 * previous build: at c = 10) */
+	OK(tly_open(w->path, 0, &t2, &w->err));
+	first = 0;
+	for (int i = 1; i <= 150 && !first; i++)
+		if (answer_one(w, t2, &w->ann[i % NUSERS], prj))
+			first = i;
+	assert_int_equal(first, 133);
+	tly_close(t2);
+	json_decref(ids);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1071,6 +1134,7 @@ int main(void)
 		T(test_completion_at_min),
 		T(test_simulation),
 		T(test_counts_match_tasks),
+		T(test_refit_spacing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
