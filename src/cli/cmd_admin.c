@@ -147,16 +147,22 @@ int cmd_project(struct cli *c, int argc, char **argv)
 	if (tly_actor_admin(c->t, org, &a, &err) != TLY_OK)
 		return cli_fail(&err);
 	if (strcmp(sub, "list") == 0) {
-		json_t *list;
-		if (tly_project_list(c->t, &a, &out, &err) != TLY_OK)
-			return cli_fail(&err);
-		list = json_object_get(out, "projects");
-		for (size_t i = 0; i < json_array_size(list); i++) {
-			json_t *p = json_array_get(list, i);
-			printf("%s\t%s\n", json_string_value(json_object_get(p, "id")),
-			       json_string_value(json_object_get(p, "name")));
-		}
-		json_decref(out);
+		char cursor[32] = "";
+		do { /* every page */
+			json_t *list, *next;
+			if (tly_project_list(c->t, &a, *cursor ? cursor : NULL, TLY_LIST_MAX, &out,
+					     &err) != TLY_OK)
+				return cli_fail(&err);
+			list = json_object_get(out, "projects");
+			for (size_t i = 0; i < json_array_size(list); i++) {
+				json_t *p = json_array_get(list, i);
+				printf("%s\t%s\n", json_string_value(json_object_get(p, "id")),
+				       json_string_value(json_object_get(p, "name")));
+			}
+			next = json_object_get(out, "next_cursor");
+			snprintf(cursor, sizeof(cursor), "%s", json_is_string(next) ? json_string_value(next) : "");
+			json_decref(out);
+		} while (*cursor);
 		return EXIT_OK;
 	}
 	const char *file = cli_opt(argc, argv, "--schema");

@@ -252,9 +252,26 @@ static enum tly_code h_project_create(struct req *r, json_t **out, struct tly_er
 	return tly_project_create(r->t, &r->actor, r->body, out, err);
 }
 
+static int parse_limit(const char *s, int def)
+{
+	char *end;
+	long v;
+
+	if (!s)
+		return def;
+	if (*s < '0' || *s > '9') /* strtol would take " 5" and "+5" */
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < 0 || v > 1000000)
+		return -1;
+	return (int)v;
+}
+
 static enum tly_code h_project_list(struct req *r, json_t **out, struct tly_err *err)
 {
-	return tly_project_list(r->t, &r->actor, out, err);
+	return tly_project_list(r->t, &r->actor, query(r, "cursor"), parse_limit(query(r, "limit"), 100),
+				out, err);
 }
 
 static enum tly_code h_project_get(struct req *r, json_t **out, struct tly_err *err)
@@ -276,22 +293,6 @@ static enum tly_code h_tasks_add(struct req *r, json_t **out, struct tly_err *er
 		return tly_err_set(err, TLY_EBADREQ, "tasks",
 				   "the body must be {\"tasks\":[...]}");
 	return tly_tasks_add(r->t, &r->actor, r->params[0], tasks, out, err);
-}
-
-static int parse_limit(const char *s, int def)
-{
-	char *end;
-	long v;
-
-	if (!s)
-		return def;
-	if (*s < '0' || *s > '9') /* strtol would take " 5" and "+5" */
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || end == s || v < 0 || v > 1000000)
-		return -1;
-	return (int)v;
 }
 
 static enum tly_code h_task_list(struct req *r, json_t **out, struct tly_err *err)

@@ -60,6 +60,8 @@ struct list_ctx {
 	json_t *list;
 	struct tly_err *err;
 	enum tly_code rc;
+	int64_t last;
+	int n;
 };
 
 static int project_row(void *arg, const struct store_project *row)
@@ -73,26 +75,35 @@ static int project_row(void *arg, const struct store_project *row)
 		return 1;
 	json_array_append_new(c->list, tly__project_json(c->t, &p, 1));
 	store_project_clear(&p.row);
+	c->last = row->id;
+	c->n++;
 	return 0;
 }
 
-enum tly_code tly_project_list(struct tly *t, const struct tly_actor *a, json_t **out,
-			       struct tly_err *err)
+enum tly_code tly_project_list(struct tly *t, const struct tly_actor *a, const char *cursor,
+			       int limit, json_t **out, struct tly_err *err)
 {
-	struct list_ctx c = { t, a, json_array(), err, TLY_OK };
+	struct list_ctx c = { t, a, NULL, err, TLY_OK, 0, 0 };
+	int64_t after = 0;
 	enum tly_code rc;
 
+	*out = NULL;
+	if (cursor && !(after = tly_id_decode(&t->ids, TLY_PROJECT, cursor)))
+		return tly_err_set(err, TLY_EBADREQ, "cursor", "cursor: not a cursor this API gave");
+	if (limit < 1 || limit > TLY_LIST_MAX)
+		return tly_err_set(err, TLY_EBADREQ, "limit", "limit: must be from 1 to %d", TLY_LIST_MAX);
+	c.list = json_array();
 	/* project_row runs other statements while the list one steps: the
 	 * store allows that as long as no statement is re-entered */
-	rc = t->store->ops->project_list(t->store, a->org_id, project_row, &c, err);
+	rc = t->store->ops->project_list(t->store, a->org_id, after, limit, project_row, &c, err);
 	if (rc == TLY_OK)
 		rc = c.rc;
 	if (rc != TLY_OK) {
 		json_decref(c.list);
-		*out = NULL;
 		return rc;
 	}
-	*out = json_pack("{s:o}", "projects", c.list);
+	*out = json_pack("{s:o,s:o}", "projects", c.list,
+			 "next_cursor", c.n == limit ? tly__id(t, TLY_PROJECT, c.last) : json_null());
 	return TLY_OK;
 }
 

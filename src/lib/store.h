@@ -136,7 +136,8 @@ struct store_ops {
 
 	enum tly_code (*project_insert)(struct store *s, const struct store_project *p, int64_t *id, struct tly_err *err);
 	enum tly_code (*project_get)(struct store *s, int64_t id, struct store_project *p, struct tly_err *err);
-	enum tly_code (*project_list)(struct store *s, int64_t org, store_project_cb cb, void *arg, struct tly_err *err);
+	/* the org's projects with id > after, by id, at most limit */
+	enum tly_code (*project_list)(struct store *s, int64_t org, int64_t after, int limit, store_project_cb cb, void *arg, struct tly_err *err);
 	/* tasks by status, kept as counters (not a scan): O(1) at any size */
 	enum tly_code (*project_counts)(struct store *s, int64_t project, int64_t counts[TLY_TASK_NSTATUS], struct tly_err *err);
 	/* gold tasks of the project, any status */

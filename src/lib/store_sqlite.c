@@ -136,7 +136,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PROJECT_INSERT] = "INSERT INTO projects(org_id, name, schema, created_at) VALUES(?1, ?2, ?3, ?4)",
 	[S_PROJECT_GET] = "SELECT id, org_id, name, schema, created_at FROM projects WHERE id=?1",
 	[S_PROJECT_LIST] = "SELECT id, org_id, name, schema, created_at FROM projects"
-			   " WHERE org_id=?1 ORDER BY id",
+			   " WHERE org_id=?1 AND id>?2 ORDER BY id LIMIT ?3",
 	[S_PROJECT_COUNTS] = "SELECT status, n FROM project_counts WHERE project_id=?1",
 	[S_COUNT_ADD] = "INSERT INTO project_counts(project_id, status, n) VALUES(?1, ?2, ?3)"
 			" ON CONFLICT(project_id, status) DO UPDATE SET n = n + excluded.n",
@@ -930,14 +930,16 @@ static enum tly_code sq_project_get(struct store *s, int64_t id, struct store_pr
 	return rc;
 }
 
-static enum tly_code sq_project_list(struct store *s, int64_t org, store_project_cb cb, void *arg,
-				     struct tly_err *err)
+static enum tly_code sq_project_list(struct store *s, int64_t org, int64_t after, int limit,
+				     store_project_cb cb, void *arg, struct tly_err *err)
 {
 	sqlite3_stmt *st = get(s, S_PROJECT_LIST);
 	struct store_project p;
 	int r;
 
 	sqlite3_bind_int64(st, 1, org);
+	sqlite3_bind_int64(st, 2, after);
+	sqlite3_bind_int(st, 3, limit);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		project_row(st, &p, 0);
 		if (cb(arg, &p))

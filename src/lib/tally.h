@@ -28,6 +28,7 @@ struct tly_actor {
 
 #define TLY_MAX_BATCH 10000  /* tasks per tly_tasks_add call */
 #define TLY_KEY_MAX 64       /* buffer for a printable API key */
+#define TLY_LIST_MAX 1000    /* most items in one page of a list */
 
 /* Opens the database at path (creating it and its schema when create). */
 enum tly_code tly_open(const char *path, int create, struct tly **out, struct tly_err *err);
@@ -69,8 +70,11 @@ enum tly_code tly_project_create(struct tly *t, const struct tly_actor *a, const
 				 json_t **out, struct tly_err *err);
 enum tly_code tly_project_get(struct tly *t, const struct tly_actor *a, const char *id,
 			      json_t **out, struct tly_err *err);
-enum tly_code tly_project_list(struct tly *t, const struct tly_actor *a, json_t **out,
-			       struct tly_err *err);
+/* The caller's organization's projects, oldest first, limit (1 to
+ * TLY_LIST_MAX) at a time: {"projects":[…],"next_cursor":…|null}; cursor
+ * NULL for the first page, else a next_cursor it gave. */
+enum tly_code tly_project_list(struct tly *t, const struct tly_actor *a, const char *cursor,
+			       int limit, json_t **out, struct tly_err *err);
 
 /* ---- tasks --------------------------------------------------------------- */
 /* tasks: a JSON array of task objects; all or nothing. *out:

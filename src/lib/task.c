@@ -7,7 +7,6 @@
 #include "util.h"
 
 #define UID_MAX_BYTES 256
-#define LIST_MAX 1000
 
 struct tly_import {
 	struct tly *t;
@@ -215,8 +214,8 @@ enum tly_code tly_task_list(struct tly *t, const struct tly_actor *a, const char
 		rc = tly_err_set(err, TLY_EBADREQ, "cursor", "cursor: not a cursor this API gave");
 		goto out;
 	}
-	if (limit < 1 || limit > LIST_MAX) {
-		rc = tly_err_set(err, TLY_EBADREQ, "limit", "limit: must be from 1 to %d", LIST_MAX);
+	if (limit < 1 || limit > TLY_LIST_MAX) {
+		rc = tly_err_set(err, TLY_EBADREQ, "limit", "limit: must be from 1 to %d", TLY_LIST_MAX);
 		goto out;
 	}
 	c.list = json_array();

@@ -90,6 +90,37 @@ test('list: own organization only, oldest first; get of another org\'s project i
   assert.deepEqual(lines, listA.map((p) => `${p.id}\t${p.name}`));
 });
 
+test('list: a page at a time (limit, next_cursor), own organization only; bad limit or cursor → 400', async () => {
+  const org = w.org('Paging Org');
+  const m = w.member(org, 'manager');
+  const cP = srv.client(m.key);
+  const made = [];
+  for (let i = 0; i < 5; i++) made.push((await cP.createProject(sentimentSchema({ name: `page ${i}` }))).id);
+  await srv.client(mB.key).createProject(sentimentSchema({ name: 'B between' })); // a rival's, in between
+  made.push((await cP.createProject(sentimentSchema({ name: 'page 5' }))).id);
+  const seen = [], sizes = [];
+  let cursor = null;
+  do {
+    const page = ok(await cP.get(`/api/v1/projects?limit=2${cursor ? `&cursor=${cursor}` : ''}`), 200);
+    sizes.push(page.projects.length);
+    seen.push(...page.projects.map((p) => p.id));
+    cursor = page.next_cursor;
+  } while (cursor);
+  assert.deepEqual(sizes, [2, 2, 2, 0], 'the cursor of the last full page leads to an empty one');
+  assert.deepEqual(seen, made);
+  const all = ok(await cP.get('/api/v1/projects'), 200);
+  assert.deepEqual(all.projects.map((p) => p.id), made);
+  assert.equal(all.next_cursor, null, 'the default page (100) holds them all');
+  const last = ok(await cP.get(`/api/v1/projects?limit=1000&cursor=${made[3]}`), 200);
+  assert.deepEqual(last.projects.map((p) => p.id), made.slice(4));
+  for (const q of ['limit=0', 'limit=1001', 'limit=abc', 'limit=-1', 'limit=+5', 'cursor=nonsense', `cursor=${'tsk_0000000000000'}`]) {
+    assertError(await cP.get(`/api/v1/projects?${q}`), 400, 'bad_request', q.split('=')[0]);
+  }
+  // the CLI lists every page
+  const lines = w.ok(['project', 'list', '--org', org]).stdout.trim().split('\n');
+  assert.deepEqual(lines.map((l) => l.split('\t')[0]), made);
+});
+
 test('unknown, malformed and wrong-kind project ids → 404', async () => {
   const c = srv.client(mA.key);
   const p = ok(await c.get('/api/v1/projects'), 200).projects[0];

@@ -566,11 +566,32 @@ static void test_project_create_and_list(void **state)
 	json_decref(got);
 
 	make_project(w, &w->owner_a.a, sentiment_schema, id2);
-	OK(tly_project_list(w->t, &w->ann_a.a, &list, &w->err));
+	OK(tly_project_list(w->t, &w->ann_a.a, NULL, 100, &list, &w->err));
 	assert_int_equal(json_array_size(json_object_get(list, "projects")), 2);
 	assert_string_equal(jstr(json_array_get(json_object_get(list, "projects"), 0), "id"), jstr(p, "id"));
 	assert_string_equal(jstr(json_array_get(json_object_get(list, "projects"), 1), "id"), id2);
+	assert_true(json_is_null(json_object_get(list, "next_cursor")));
 	json_decref(list);
+	/* a page at a time: the cursor of a full page leads to the next */
+	OK(tly_project_list(w->t, &w->ann_a.a, NULL, 1, &list, &w->err));
+	assert_int_equal(json_array_size(json_object_get(list, "projects")), 1);
+	assert_string_equal(jstr(json_array_get(json_object_get(list, "projects"), 0), "id"), jstr(p, "id"));
+	assert_string_equal(jstr(list, "next_cursor"), jstr(p, "id"));
+	OK(tly_project_list(w->t, &w->ann_a.a, jstr(list, "next_cursor"), 1, &got, &w->err));
+	assert_int_equal(json_array_size(json_object_get(got, "projects")), 1);
+	assert_string_equal(jstr(json_array_get(json_object_get(got, "projects"), 0), "id"), id2);
+	json_decref(got);
+	OK(tly_project_list(w->t, &w->ann_a.a, id2, 1, &got, &w->err));
+	assert_int_equal(json_array_size(json_object_get(got, "projects")), 0);
+	assert_true(json_is_null(json_object_get(got, "next_cursor")));
+	json_decref(got);
+	json_decref(list);
+	EXPECT_RC(tly_project_list(w->t, &w->ann_a.a, NULL, 0, &got, &w->err), TLY_EBADREQ, "limit");
+	assert_null(got);
+	EXPECT_RC(tly_project_list(w->t, &w->ann_a.a, NULL, 1001, &got, &w->err), TLY_EBADREQ, "limit");
+	EXPECT_RC(tly_project_list(w->t, &w->ann_a.a, "tsk_0000000000000", 10, &got, &w->err), TLY_EBADREQ,
+		  "cursor");
+	EXPECT_RC(tly_project_list(w->t, &w->ann_a.a, "nonsense", 10, &got, &w->err), TLY_EBADREQ, "cursor");
 
 	/* a bad schema: invalid with its field, nothing created */
 	{
@@ -582,7 +603,7 @@ static void test_project_create_and_list(void **state)
 		bad = J("[1]");
 		EXPECT_RC(tly_project_create(w->t, &w->mgr_a.a, bad, &got, &w->err), TLY_EBADREQ, NULL);
 		json_decref(bad);
-		OK(tly_project_list(w->t, &w->mgr_a.a, &list, &w->err));
+		OK(tly_project_list(w->t, &w->mgr_a.a, NULL, 100, &list, &w->err));
 		assert_int_equal(json_array_size(json_object_get(list, "projects")), 2);
 		json_decref(list);
 	}
@@ -977,11 +998,11 @@ static void test_org_isolation(void **state)
 		assert_null(strstr(w->err.message, "forbidden"));
 	}
 	/* B's list shows only B's project; A's only A's */
-	OK(tly_project_list(w->t, &w->ann_b.a, &o, &w->err));
+	OK(tly_project_list(w->t, &w->ann_b.a, NULL, 100, &o, &w->err));
 	assert_int_equal(json_array_size(json_object_get(o, "projects")), 1);
 	assert_string_equal(jstr(json_array_get(json_object_get(o, "projects"), 0), "id"), prj_b);
 	json_decref(o);
-	OK(tly_project_list(w->t, &w->ann_a.a, &o, &w->err));
+	OK(tly_project_list(w->t, &w->ann_a.a, NULL, 100, &o, &w->err));
 	assert_int_equal(json_array_size(json_object_get(o, "projects")), 1);
 	assert_string_equal(jstr(json_array_get(json_object_get(o, "projects"), 0), "id"), prj);
 	json_decref(o);
@@ -1006,7 +1027,7 @@ static void test_roles(void **state)
 	OK(tly_project_create(w->t, &w->mgr_a.a, s, &o, &w->err));
 	snprintf(prj, sizeof(prj), "%s", jstr(o, "id"));
 	json_decref(o);
-	OK(tly_project_list(w->t, &w->ann_a.a, &o, &w->err));
+	OK(tly_project_list(w->t, &w->ann_a.a, NULL, 100, &o, &w->err));
 	assert_int_equal(json_array_size(json_object_get(o, "projects")), 1); /* the forbidden ones made nothing */
 	json_decref(o);
 
