@@ -451,23 +451,23 @@ static int keep_row(void *arg, const struct store_task *row)
 	return 0;
 }
 
-/* Calls fn for every task of the project with its responses, in id order
- * within each status; `answered` skips queued tasks (they have no answers),
- * reading through the status index instead of the whole project. Each batch
- * of tasks runs in its own short transaction: a write one with `write`, else
- * a read one. */
-static enum tly_code walk(struct tly *t, int64_t project, int write, int answered, walk_fn fn,
-			  void *arg, struct tly_err *err)
+static const int answered_statuses[] = { TLY_TASK_IN_PROGRESS, TLY_TASK_COMPLETED,
+					 TLY_TASK_CANCELED };
+#define NANSWERED (sizeof(answered_statuses) / sizeof(*answered_statuses))
+
+/* Calls fn for every answered task of the project (queued ones have none:
+ * the queue, ten million tasks maybe, is not read), status by status in id
+ * order, without its responses; each batch of tasks is read and handled in
+ * one short write transaction. Rows read before it could be changed by the
+ * server's own commits, and writing their counters back would undo those. */
+static enum tly_code walk_write(struct tly *t, int64_t project, walk_fn fn, void *arg,
+				struct tly_err *err)
 {
-	static const int all[] = { -1 }, some[] = { TLY_TASK_IN_PROGRESS, TLY_TASK_COMPLETED,
-						  TLY_TASK_CANCELED };
-	const int *statuses = answered ? some : all;
-	int nstatus = answered ? 3 : 1;
 	struct store *s = t->store;
-	struct walk_batch b = { tly_xcalloc(WALK_BATCH, sizeof(struct store_task)), 0 };
+	struct walk_batch b = { tly_xcalloc(WRITE_BATCH, sizeof(struct store_task)), 0 };
 	enum tly_code rc = TLY_OK;
 
-	for (int si = 0; si < nstatus && rc == TLY_OK; si++) {
+	for (size_t si = 0; si < NANSWERED && rc == TLY_OK; si++) {
 		int64_t after = 0;
 		for (;;) {
 			b.n = 0;
@@ -475,27 +475,16 @@ static enum tly_code walk(struct tly *t, int64_t project, int write, int answere
 				rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
 				break;
 			}
-			/* a writing walk reads its batch inside its transaction: rows read
-			 * before it could be changed by the server's own commits, and
-			 * writing their counters back would undo those. A reading walk
-			 * reads a batch in one read transaction: one snapshot and one
-			 * file lock, not one per task (a lock and an fstat per task were
-			 * a fifth of a quality report) */
-			if ((rc = write ? s->ops->begin(s, err) : s->ops->begin_read(s, err)) != TLY_OK)
+			if ((rc = s->ops->begin(s, err)) != TLY_OK)
 				break;
-			if ((rc = s->ops->task_list(s, project, statuses[si], after,
-						    write ? WRITE_BATCH : WALK_BATCH, keep_row, &b, err)) ||
-			    b.n == 0) {
+			if ((rc = s->ops->task_list(s, project, answered_statuses[si], after, WRITE_BATCH,
+						    keep_row, &b, err)) || b.n == 0) {
 				s->ops->rollback(s);
 				break;
 			}
 			for (int i = 0; i < b.n && rc == TLY_OK; i++) {
 				struct resp_set rs = { 0 };
-				if (b.rows[i].n_responses > 0)
-					rc = s->ops->response_list(s, b.rows[i].id, collect, &rs, err);
-				if (rc == TLY_OK)
-					rc = fn(arg, &b.rows[i], &rs, err);
-				resp_clear(&rs);
+				rc = fn(arg, &b.rows[i], &rs, err);
 			}
 			if (rc == TLY_OK)
 				rc = s->ops->commit(s, err);
@@ -504,11 +493,91 @@ static enum tly_code walk(struct tly *t, int64_t project, int write, int answere
 			after = b.rows[b.n - 1].id;
 			for (int i = 0; i < b.n; i++)
 				store_task_clear(&b.rows[i]);
-			if (rc != TLY_OK || b.n < (write ? WRITE_BATCH : WALK_BATCH))
+			if (rc != TLY_OK || b.n < WRITE_BATCH)
 				break;
 		}
 	}
 	free(b.rows);
+	return rc;
+}
+
+/* The read walk: tasks joined with their responses in one pass per status
+ * (task_list_responses: a walk down each table, not a lookup per task),
+ * WALK_BATCH tasks per read transaction (one snapshot and one file lock per
+ * batch, and the WAL can be checkpointed between them). */
+struct read_walk {
+	struct tly *t;
+	walk_fn fn;
+	void *arg;
+	struct tly_err *err;
+	struct store_task row;  /* the task in hand, its text copied */
+	struct resp_set rs;
+	enum tly_code rc;
+	int64_t last;
+	int n, canceled;
+};
+
+static int read_task(void *arg, const struct store_task *row)
+{
+	struct read_walk *w = arg;
+
+	if (w->t->cancel && atomic_load(w->t->cancel)) {
+		w->canceled = 1;
+		return 1;
+	}
+	w->row = *row;
+	w->row.unique_id = NULL;
+	w->row.metadata = NULL;
+	w->row.data = tly_xstrdup(row->data);
+	w->row.gold = row->gold ? tly_xstrdup(row->gold) : NULL;
+	w->row.consensus = row->consensus ? tly_xstrdup(row->consensus) : NULL;
+	w->last = row->id;
+	w->n++;
+	return 0;
+}
+
+static int read_response(void *arg, const struct store_response *r)
+{
+	struct read_walk *w = arg;
+
+	if (r) {
+		/* a task's first MAX_RESP answers make its part of the model */
+		if (w->rs.n < MAX_RESP)
+			collect(&w->rs, r);
+		return 0;
+	}
+	w->rc = w->fn(w->arg, &w->row, &w->rs, w->err);
+	resp_clear(&w->rs);
+	store_task_clear(&w->row);
+	return w->rc != TLY_OK;
+}
+
+static enum tly_code walk_read(struct tly *t, int64_t project, walk_fn fn, void *arg,
+			       struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct read_walk w = { .t = t, .fn = fn, .arg = arg, .err = err, .rc = TLY_OK };
+	enum tly_code rc = TLY_OK;
+
+	for (size_t si = 0; si < NANSWERED && rc == TLY_OK; si++) {
+		int64_t after = 0;
+		do {
+			w.n = 0;
+			if ((rc = s->ops->begin_read(s, err)) != TLY_OK)
+				break;
+			rc = s->ops->task_list_responses(s, project, answered_statuses[si], after, INT64_MAX,
+							 WALK_BATCH, read_task, read_response, &w, err);
+			s->ops->rollback(s); /* it only read */
+			if (rc == TLY_OK && w.rc != TLY_OK)
+				rc = w.rc;
+			if (rc == TLY_OK && w.canceled)
+				rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
+			after = w.last;
+		} while (rc == TLY_OK && w.n == WALK_BATCH);
+	}
+	/* a walk stopped inside a task */
+	resp_clear(&w.rs);
+	store_task_clear(&w.row);
 	return rc;
 }
 
@@ -542,7 +611,7 @@ static enum tly_code model_build(struct tly *t, const struct tly__project *p, st
 			m->nq++;
 		}
 	}
-	rc = walk(t, p->row.id, 0, 1, build_cb, &c, err);
+	rc = walk_read(t, p->row.id, build_cb, &c, err);
 	for (int j = 0; j < m->nq && rc == TLY_OK; j++)
 		if (tly_answers_finish(&m->a[j], NULL, why, sizeof(why)) != TLY_Q_OK)
 			rc = q_fail(err, "refit", why);
@@ -689,7 +758,7 @@ enum tly_code tly_quality_refit(struct tly *t, const struct tly_actor *a, const 
 			wq[i].w += (double)cnt;
 		}
 	}
-	if ((rc = walk(t, p.row.id, 1, 1, apply_cb, f, err)) != TLY_OK)
+	if ((rc = walk_write(t, p.row.id, apply_cb, f, err)) != TLY_OK)
 		goto out;
 	if ((rc = s->ops->begin(s, err)) != TLY_OK)
 		goto out;
