@@ -2,10 +2,10 @@
  * per categorical question, and per annotator the gold record, the agreement
  * with the consensus and the model's accuracy estimate.
  *
- * One pass along the project's answered tasks with their responses (the
- * store's task_list_responses: a walk down each table, not a lookup per
- * task), status by status, in batches each read in a short read transaction
- * (a long one would hold the WAL from being checkpointed). Nothing is kept
+ * One pass along the project's answered tasks with their responses
+ * (tly__walk_answered: ranges of tasks by id, each read in one short read
+ * transaction, status by status, tasks and responses together; each task
+ * seen once even while it changes status). Nothing is kept
  * per task or per answer: alpha is summed unit by unit as the walk goes
  * (quality/agreement.h's stream), agreement counted per annotator. Memory is
  * the same at a thousand answers and at ten million; the walk before this
@@ -31,7 +31,6 @@
 #include "quality/consensus.h"
 #include "util.h"
 
-#define BATCH 1000          /* tasks per read transaction */
 #define MAX_LABELS 1024     /* as scoring.c: a question with more is not scored */
 #define WILSON_Z 1.96
 #define MAX_AGE_S 86400   /* the oldest report a caller may take (max_age) */
@@ -107,9 +106,7 @@ struct walk {
 	int k[TLY_MAX_QUESTIONS];           /* labels of each schema question on it */
 	json_t *cons;                       /* its consensus (not for gold) */
 
-	/* the batch */
-	int64_t last;
-	int n, canceled;
+	int canceled;
 };
 
 static struct agree *agree_of(struct agree_map *m, int64_t user)
@@ -155,8 +152,6 @@ static int task_cb(void *arg, const struct store_task *row)
 		w->canceled = 1;
 		return 1;
 	}
-	w->last = row->id;
-	w->n++;
 	w->is_gold = row->is_gold;
 	data = tly__labels_data(w->sc, row); /* only a compare question needs it */
 	for (int i = 0; i < w->sc->nquestions; i++)
@@ -223,27 +218,13 @@ static int response_cb(void *arg, const struct store_response *r)
 }
 
 /* Every answered task (queued ones have no responses: a queue of ten million
- * is not read), status by status. */
+ * is not read), each once (scoring.c's tly__walk_answered). */
 static enum tly_code walk_answered(struct walk *w, int64_t project, struct tly_err *err)
 {
-	static const int statuses[] = { TLY_TASK_IN_PROGRESS, TLY_TASK_COMPLETED, TLY_TASK_CANCELED };
-	struct store *s = w->t->store;
-	enum tly_code rc = TLY_OK;
+	enum tly_code rc = tly__walk_answered(w->t, project, task_cb, response_cb, w, err);
 
-	for (size_t si = 0; si < sizeof(statuses) / sizeof(*statuses) && rc == TLY_OK; si++) {
-		int64_t after = 0;
-		do {
-			w->n = 0;
-			if ((rc = s->ops->begin_read(s, err)) != TLY_OK)
-				break;
-			rc = s->ops->task_list_responses(s, project, statuses[si], after, INT64_MAX, BATCH,
-							 task_cb, response_cb, w, err);
-			s->ops->rollback(s); /* it only read */
-			if (w->canceled)
-				rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
-			after = w->last;
-		} while (rc == TLY_OK && w->n == BATCH);
-	}
+	if (rc == TLY_OK && w->canceled)
+		rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
 	json_decref(w->cons); /* a walk that stopped inside a task */
 	w->cons = NULL;
 	return rc;

@@ -501,10 +501,60 @@ static enum tly_code walk_write(struct tly *t, int64_t project, walk_fn fn, void
 	return rc;
 }
 
-/* The read walk: tasks joined with their responses in one pass per status
- * (task_list_responses: a walk down each table, not a lookup per task),
- * WALK_BATCH tasks per read transaction (one snapshot and one file lock per
- * batch, and the WAL can be checkpointed between them). */
+/* The answered walk (the model's, the report's): the project's tasks are
+ * cut into ranges of WALK_BATCH by id (task_nth reads only an index), and
+ * each range is read in one read transaction, status by status, with its
+ * tasks' responses (task_list_responses: a walk down each table, not a
+ * lookup per task). So every task is seen once, as its range's snapshot
+ * has it: read status by status across the whole project, a task that
+ * completed meanwhile came once as in progress and again as completed
+ * (a report counted its answers twice, a refit failed on them). Between
+ * ranges the WAL can be checkpointed. */
+struct answered_walk {
+	store_task_cb task_cb;
+	store_response_cb resp_cb;
+	void *arg;
+	int stopped;
+};
+
+static int aw_task(void *arg, const struct store_task *row)
+{
+	struct answered_walk *w = arg;
+
+	return w->stopped = w->task_cb(w->arg, row) != 0;
+}
+
+static int aw_response(void *arg, const struct store_response *r)
+{
+	struct answered_walk *w = arg;
+
+	return w->stopped = w->resp_cb(w->arg, r) != 0;
+}
+
+enum tly_code tly__walk_answered(struct tly *t, int64_t project, store_task_cb task_cb,
+				 store_response_cb resp_cb, void *arg, struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct answered_walk w = { task_cb, resp_cb, arg, 0 };
+	int64_t lo = 0, hi;
+	enum tly_code rc;
+
+	for (;;) {
+		if ((rc = s->ops->begin_read(s, err)) != TLY_OK)
+			return rc;
+		if ((rc = s->ops->task_nth(s, project, lo, WALK_BATCH, &hi, err)) == TLY_OK && !hi)
+			hi = INT64_MAX; /* fewer left: the last range */
+		for (size_t si = 0; si < NANSWERED && rc == TLY_OK && !w.stopped; si++)
+			rc = s->ops->task_list_responses(s, project, answered_statuses[si], lo, hi,
+							 WALK_BATCH, aw_task, aw_response, &w, err);
+		s->ops->rollback(s); /* it only read */
+		if (rc != TLY_OK || w.stopped || hi == INT64_MAX)
+			return rc;
+		lo = hi;
+	}
+}
+
+/* The model's read walk: each task with its first MAX_RESP responses. */
 struct read_walk {
 	struct tly *t;
 	walk_fn fn;
@@ -513,8 +563,7 @@ struct read_walk {
 	struct store_task row;  /* the task in hand, its text copied */
 	struct resp_set rs;
 	enum tly_code rc;
-	int64_t last;
-	int n, canceled;
+	int canceled;
 };
 
 static int read_task(void *arg, const struct store_task *row)
@@ -531,8 +580,6 @@ static int read_task(void *arg, const struct store_task *row)
 	w->row.data = tly_xstrdup(row->data);
 	w->row.gold = row->gold ? tly_xstrdup(row->gold) : NULL;
 	w->row.consensus = row->consensus ? tly_xstrdup(row->consensus) : NULL;
-	w->last = row->id;
-	w->n++;
 	return 0;
 }
 
@@ -555,26 +602,13 @@ static int read_response(void *arg, const struct store_response *r)
 static enum tly_code walk_read(struct tly *t, int64_t project, walk_fn fn, void *arg,
 			       struct tly_err *err)
 {
-	struct store *s = t->store;
 	struct read_walk w = { .t = t, .fn = fn, .arg = arg, .err = err, .rc = TLY_OK };
-	enum tly_code rc = TLY_OK;
+	enum tly_code rc = tly__walk_answered(t, project, read_task, read_response, &w, err);
 
-	for (size_t si = 0; si < NANSWERED && rc == TLY_OK; si++) {
-		int64_t after = 0;
-		do {
-			w.n = 0;
-			if ((rc = s->ops->begin_read(s, err)) != TLY_OK)
-				break;
-			rc = s->ops->task_list_responses(s, project, answered_statuses[si], after, INT64_MAX,
-							 WALK_BATCH, read_task, read_response, &w, err);
-			s->ops->rollback(s); /* it only read */
-			if (rc == TLY_OK && w.rc != TLY_OK)
-				rc = w.rc;
-			if (rc == TLY_OK && w.canceled)
-				rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
-			after = w.last;
-		} while (rc == TLY_OK && w.n == WALK_BATCH);
-	}
+	if (rc == TLY_OK && w.rc != TLY_OK)
+		rc = w.rc;
+	if (rc == TLY_OK && w.canceled)
+		rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
 	/* a walk stopped inside a task */
 	resp_clear(&w.rs);
 	store_task_clear(&w.row);

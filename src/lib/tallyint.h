@@ -101,6 +101,12 @@ int tly__gold_correct(const struct store_task *task, const json_t *answers);
 int tly__paused(const struct tly__project *p, const struct store_stats *st, char *why, size_t n);
 /* Counts one new answer towards the project's next refit. */
 void tly__note_answer(struct tly *t, const struct tly__project *p);
+/* Every answered task of the project with its responses, through the
+ * callbacks as task_list_responses calls them, each task exactly once (in
+ * ranges of tasks by id, each range one read snapshot). A callback that
+ * returns non-zero stops the walk (TLY_OK: the caller knows why). */
+enum tly_code tly__walk_answered(struct tly *t, int64_t project, store_task_cb task_cb,
+				 store_response_cb resp_cb, void *arg, struct tly_err *err);
 /* report.c: frees the handle's kept report walks */
 void tly__report_cache_free(struct tly *t);
 /* The label index of q's answer a on a task whose q has k labels, or -1. */

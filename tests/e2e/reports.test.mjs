@@ -12,7 +12,7 @@ import { World, SLOW, sleep, sentimentSchema, textTasks, assertError, ok, HAVE_S
 
 const N = 100_000, K = 4;
 const w = World.create('reports');
-let srv, orgA, rev, mgr, ann, rival, big, small, mixed, expected;
+let srv, orgA, rev, mgr, ann, rival, big, small, mixed, expected, busy, busyBase, busyAnns;
 
 function answerAll(name, emails) {
   const prj = `(SELECT id FROM projects WHERE name = '${name}')`;
@@ -151,6 +151,20 @@ before(async () => {
   answerAll('big', [ann.email, ...crowd]);
   answerAll('small', [ann.email]);
   expected = answerMixed(orgA);
+  // 'busy': 20,000 tasks with two of their three answers; the third come
+  // through the API while reports and refits walk the project
+  const pair = Array.from({ length: 2 }, () => w.member(orgA, 'annotator').email);
+  busy = w.project(orgA, sentimentSchema({ name: 'busy', min_responses: 3, max_responses: 3 }));
+  w.ok(['import', busy, w.file('busy.jsonl', textTasks(20_000, 'y').map((t) => JSON.stringify(t)).join('\n'))]);
+  answerAll('busy', pair);
+  sqlite(w.db, `UPDATE tasks SET status = 1, slots = 1 WHERE project_id = (SELECT id FROM projects WHERE name = 'busy');
+    INSERT INTO annotator_stats(project_id, user_id, answered)
+      SELECT project_id, user_id, count(*) FROM responses r JOIN tasks t ON t.id = r.task_id
+      WHERE t.project_id = (SELECT id FROM projects WHERE name = 'busy') GROUP BY project_id, user_id;
+    DELETE FROM project_counts;
+    INSERT INTO project_counts SELECT project_id, status, count(*) FROM tasks GROUP BY project_id, status;`);
+  busyBase = 40_000;
+  busyAnns = Array.from({ length: 6 }, () => w.member(orgA, 'annotator'));
   srv = await w.serve();
 });
 
@@ -213,4 +227,47 @@ test('the report\'s alpha and agreement equal an independent computation; no tas
     }
     // the same report again, to the byte
     assert.deepEqual(ok(await report(rev, mixed), 200), rep);
+  });
+
+test('while tasks complete under a walk, a report counts each answer once and a refit sees each task once',
+  { skip: !HAVE_SQLITE3 && 'sqlite3 not found', timeout: 300_000 * SLOW }, async () => {
+    let acked = 0, stop = false;
+    const work = busyAnns.map(async (a) => {
+      const c = srv.client(a.key);
+      while (!stop) {
+        const cl = await c.claim(busy);
+        if (!cl) break;
+        await c.submit(cl.assignment.id, { sentiment: 'positive' });
+        acked++;
+      }
+    });
+    const reports = [];
+    let refits = 0;
+    for (let i = 0; i < 8; i++) {
+      const before = acked;
+      const r = ok(await srv.client(mgr.key).get(`/api/v1/projects/${busy}/quality`, { timeout: 120_000 }), 200);
+      reports.push([before, r.counts.responses, acked]);
+      if (i % 2 === 0) {
+        assert.equal((await srv.client(mgr.key).post(`/api/v1/projects/${busy}/quality/refit`)).status, 202);
+        refits++;
+      }
+    }
+    stop = true;
+    await Promise.all(work);
+    // an answer may be on disk before its reply reaches the annotator: one
+    // in flight per annotator at most
+    for (const [before, got, after] of reports) {
+      assert.ok(got >= busyBase + before && got <= busyBase + after + busyAnns.length,
+        `a report counted ${got - busyBase} new answers; ${before} were acknowledged before it was asked, ${after} when it came`);
+    }
+    assert.ok(acked > 200, `only ${acked} answers came in: the walks did not overlap much work`);
+    // the refits ran (one at a time) and none failed on a task seen twice
+    let fit = null;
+    for (let i = 0; i < 400 * SLOW && !fit; i++) {
+      fit = ok(await srv.client(mgr.key).get(`/api/v1/projects/${busy}/quality`), 200).last_fit;
+      if (!fit) await sleep(50);
+    }
+    assert.ok(fit, `no refit finished: ${srv.log.slice(-2000)}`);
+    assert.doesNotMatch(srv.log, /refit of \S+ failed/, srv.log.slice(-2000));
+    assert.ok(refits > 0);
   });
