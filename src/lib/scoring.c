@@ -456,46 +456,44 @@ static const int answered_statuses[] = { TLY_TASK_IN_PROGRESS, TLY_TASK_COMPLETE
 #define NANSWERED (sizeof(answered_statuses) / sizeof(*answered_statuses))
 
 /* Calls fn for every answered task of the project (queued ones have none:
- * the queue, ten million tasks maybe, is not read), status by status in id
- * order, without its responses; each batch of tasks is read and handled in
- * one short write transaction. Rows read before it could be changed by the
- * server's own commits, and writing their counters back would undo those. */
+ * the queue, ten million tasks maybe, is not read), without its responses,
+ * each task once: by ranges of WRITE_BATCH tasks by id (as
+ * tly__walk_answered, below), each range read and handled in one short
+ * write transaction. Rows read before it could be changed by the server's
+ * own commits, and writing their counters back would undo those. */
 static enum tly_code walk_write(struct tly *t, int64_t project, walk_fn fn, void *arg,
 				struct tly_err *err)
 {
 	struct store *s = t->store;
 	struct walk_batch b = { tly_xcalloc(WRITE_BATCH, sizeof(struct store_task)), 0 };
+	int64_t lo = 0, hi = 0;
 	enum tly_code rc = TLY_OK;
 
-	for (size_t si = 0; si < NANSWERED && rc == TLY_OK; si++) {
-		int64_t after = 0;
-		for (;;) {
+	while (rc == TLY_OK && hi != INT64_MAX) {
+		if (t->cancel && atomic_load(t->cancel)) {
+			rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
+			break;
+		}
+		if ((rc = s->ops->begin(s, err)) != TLY_OK)
+			break;
+		if ((rc = s->ops->task_nth(s, project, lo, WRITE_BATCH, &hi, err)) == TLY_OK && !hi)
+			hi = INT64_MAX; /* fewer left: the last range */
+		for (size_t si = 0; si < NANSWERED && rc == TLY_OK; si++) {
 			b.n = 0;
-			if (t->cancel && atomic_load(t->cancel)) {
-				rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
-				break;
-			}
-			if ((rc = s->ops->begin(s, err)) != TLY_OK)
-				break;
-			if ((rc = s->ops->task_list(s, project, answered_statuses[si], after, WRITE_BATCH,
-						    keep_row, &b, err)) || b.n == 0) {
-				s->ops->rollback(s);
-				break;
-			}
+			rc = s->ops->task_list(s, project, answered_statuses[si], lo, hi, WRITE_BATCH,
+					       keep_row, &b, err);
 			for (int i = 0; i < b.n && rc == TLY_OK; i++) {
 				struct resp_set rs = { 0 };
 				rc = fn(arg, &b.rows[i], &rs, err);
 			}
-			if (rc == TLY_OK)
-				rc = s->ops->commit(s, err);
-			else
-				s->ops->rollback(s);
-			after = b.rows[b.n - 1].id;
 			for (int i = 0; i < b.n; i++)
 				store_task_clear(&b.rows[i]);
-			if (rc != TLY_OK || b.n < WRITE_BATCH)
-				break;
 		}
+		if (rc == TLY_OK)
+			rc = s->ops->commit(s, err);
+		else
+			s->ops->rollback(s);
+		lo = hi;
 	}
 	free(b.rows);
 	return rc;

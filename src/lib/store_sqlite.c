@@ -1047,7 +1047,7 @@ static enum tly_code sq_task_get(struct store *s, int64_t id, struct store_task 
 }
 
 static enum tly_code sq_task_list(struct store *s, int64_t project, int status, int64_t after,
-				  int limit, store_task_cb cb, void *arg, struct tly_err *err)
+				  int64_t upto, int limit, store_task_cb cb, void *arg, struct tly_err *err)
 {
 	sqlite3_stmt *st = get(s, status < 0 ? S_TASK_LIST : S_TASK_LIST_STATUS);
 	struct store_task t;
@@ -1058,7 +1058,7 @@ static enum tly_code sq_task_list(struct store *s, int64_t project, int status, 
 	sqlite3_bind_int(st, 3, limit);
 	if (status >= 0)
 		sqlite3_bind_int(st, 4, status);
-	sqlite3_bind_int64(st, 5, INT64_MAX);
+	sqlite3_bind_int64(st, 5, upto);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		task_row(st, &t, 0);
 		if (cb(arg, &t))

@@ -219,7 +219,7 @@ enum tly_code tly_task_list(struct tly *t, const struct tly_actor *a, const char
 		goto out;
 	}
 	c.list = json_array();
-	rc = t->store->ops->task_list(t->store, p.row.id, st, after, limit, task_row, &c, err);
+	rc = t->store->ops->task_list(t->store, p.row.id, st, after, INT64_MAX, limit, task_row, &c, err);
 	if (rc == TLY_OK)
 		*out = json_pack("{s:o,s:o}", "tasks", c.list,
 				 "next_cursor", c.n == limit ? tly__id(t, TLY_TASK, c.last) : json_null());

@@ -268,6 +268,10 @@ test('while tasks complete under a walk, a report counts each answer once and a 
       if (!fit) await sleep(50);
     }
     assert.ok(fit, `no refit finished: ${srv.log.slice(-2000)}`);
+    // only tasks with a consensus are rewritten: those that got their third
+    // answer through the API, once each
+    assert.ok(fit.tasks_updated > 0 && fit.tasks_updated <= acked + busyAnns.length,
+      `${fit.tasks_updated} tasks rewritten, ${acked} answered through the API`);
     assert.doesNotMatch(srv.log, /refit of \S+ failed/, srv.log.slice(-2000));
     assert.ok(refits > 0);
   });
