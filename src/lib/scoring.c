@@ -365,6 +365,9 @@ struct model {
 	int64_t *gold_task[TLY_MAX_QUESTIONS];
 	int *gold_label[TLY_MAX_QUESTIONS];
 	size_t ngold[TLY_MAX_QUESTIONS], capgold[TLY_MAX_QUESTIONS];
+	/* each task's n_responses as the model read it, by question id */
+	int *nresp[TLY_MAX_QUESTIONS];
+	size_t capnresp[TLY_MAX_QUESTIONS];
 	long long answers;
 };
 
@@ -374,6 +377,7 @@ static void model_release(struct model *m)
 		tly_answers_release(&m->a[i]);
 		free(m->gold_task[i]);
 		free(m->gold_label[i]);
+		free(m->nresp[i]);
 	}
 }
 
@@ -396,6 +400,7 @@ static enum tly_code model_add_task(struct model *m, const struct tly_schema *sc
 	for (int j = 0; j < m->nq && rc == TLY_OK; j++) {
 		const struct tly_question *q = &sc->questions[m->qidx[j]];
 		int k = tly_question_nlabels(sc, q, data);
+		uint32_t nq0 = m->a[j].questions.n;
 		if (k < 2 || k > MAX_LABELS)
 			continue;
 		for (int i = 0; i < rs->n; i++) {
@@ -410,6 +415,14 @@ static enum tly_code model_add_task(struct model *m, const struct tly_schema *sc
 				break;
 			}
 			m->answers++;
+		}
+		/* question ids come in order: the task's, if it has one, is new */
+		if (m->a[j].questions.n > nq0) {
+			if (nq0 >= m->capnresp[j]) {
+				m->capnresp[j] = m->capnresp[j] ? 2 * m->capnresp[j] : 1024;
+				m->nresp[j] = tly_xrealloc(m->nresp[j], m->capnresp[j] * sizeof(int));
+			}
+			m->nresp[j][nq0] = task->n_responses;
 		}
 		int gl = gold ? tly__answer_label(q, json_object_get(gold, q->name), k) : -1;
 		if (gl >= 0) {
@@ -657,7 +670,7 @@ struct fit {
 	struct tly_agg_result res[TLY_MAX_QUESTIONS];
 	const struct tly__project *p;
 	struct tly *t;
-	long long completed, updated;
+	long long completed, updated, skipped;
 };
 
 static int label_of(const struct tly_answers *a, uint32_t id)
@@ -685,6 +698,16 @@ static enum tly_code apply_cb(void *arg, struct store_task *task, struct resp_se
 		cons = json_object();
 	}
 	snprintf(qs, sizeof(qs), "%lld", (long long)task->id);
+	/* a task answered again since the model read it keeps the consensus its
+	 * last answer gave (from all its answers) until the next refit: the
+	 * model's posterior would be of fewer */
+	for (int j = 0; j < f->m.nq; j++) {
+		uint32_t qid = tly_answers_question_id(&f->m.a[j], qs, strlen(qs));
+		if (qid != UINT32_MAX && f->m.nresp[j][qid] != task->n_responses) {
+			f->skipped++;
+			goto out;
+		}
+	}
 	for (int j = 0; j < f->m.nq; j++) {
 		const struct tly_question *q = &sc->questions[f->m.qidx[j]];
 		uint32_t qid = tly_answers_question_id(&f->m.a[j], qs, strlen(qs));
@@ -714,6 +737,7 @@ static enum tly_code apply_cb(void *arg, struct store_task *task, struct resp_se
 			f->completed++;
 		}
 	}
+out:
 	json_decref(data);
 	json_decref(cons);
 	return rc;
@@ -801,10 +825,11 @@ enum tly_code tly_quality_refit(struct tly *t, const struct tly_actor *a, const 
 		st.quality = wq[i].w > 0 ? wq[i].sum / wq[i].w : -1;
 		rc = s->ops->stats_put(s, &st, err);
 	}
-	json_t *summary = json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:o}", "method", "dawid_skene",
+	json_t *summary = json_pack("{s:s,s:o,s:I,s:I,s:I,s:I,s:I,s:o}", "method", "dawid_skene",
 				    "fitted_at", tly__time(now), "answers", (json_int_t)f->m.answers,
 				    "annotators", (json_int_t)nwq, "tasks_updated",
 				    (json_int_t)f->updated, "tasks_completed", (json_int_t)f->completed,
+				    "tasks_answered_meanwhile", (json_int_t)f->skipped,
 				    "questions", json_incref(questions));
 	char *text = json_dumps(summary, JSON_COMPACT);
 	snprintf(key, sizeof(key), "fit:%lld", (long long)p.row.id);

@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "tally.h"
+#include "store.h"
 #include "testkit.h"
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -1111,6 +1112,83 @@ static void test_refit_spacing(void **state)
 	json_decref(ids);
 }
 
+/* A refit whose write walk is about to begin when a task gets its last
+ * answer (through another handle, as the server's executor would): the
+ * store's begin, the first one of the refit, is wrapped to make that answer
+ * first. */
+static struct {
+	struct world *w;
+	const struct store_ops *real;
+	const char *prj;
+	int done;
+} meanwhile;
+
+static enum tly_code begin_after_an_answer(struct store *s, struct tly_err *err)
+{
+	if (!meanwhile.done) {
+		struct world *w = meanwhile.w;
+		struct tly *t2;
+		meanwhile.done = 1;
+		OK(tly_open(w->path, 0, &t2, &w->err));
+		assert_int_equal(answer_one(w, t2, &w->ann[7], meanwhile.prj), 0);
+		tly_close(t2);
+	}
+	return meanwhile.real->begin(s, err);
+}
+
+static void test_refit_answer_meanwhile(void **state)
+{
+	struct world *w = *state;
+	json_t *s, *p = NULL, *ids, *out = NULL, *task;
+	struct store *st = tly_store(w->t);
+	struct store_ops wrapped;
+	char prj[32];
+
+	s = J("{'name':'M','fields':[{'name':'text','type':'text'}],"
+	      " 'questions':[{'name':'sentiment','type':'choice','options':['positive','negative']}],"
+	      " 'min_responses':3,'max_responses':3}");
+	OK(tly_project_create(w->t, &w->owner.a, s, &p, &w->err));
+	snprintf(prj, sizeof(prj), "%s", jstr(p, "id"));
+	json_decref(p);
+	json_decref(s);
+	ids = add_n_tasks(w, prj, 4);
+	/* tasks 0-2 get three answers, task 3 two: one more place left, task 3's */
+	for (int i = 0; i < 11; i++)
+		answer_one(w, w->t, &w->ann[i < 9 ? i % 3 : 3 + i - 9], prj);
+	meanwhile.w = w;
+	meanwhile.real = st->ops;
+	meanwhile.prj = prj;
+	meanwhile.done = 0;
+	wrapped = *st->ops;
+	wrapped.begin = begin_after_an_answer;
+	st->ops = &wrapped;
+	OK(tly_quality_refit(w->t, &w->owner.a, prj, &out, &w->err));
+	st->ops = meanwhile.real;
+	assert_int_equal(meanwhile.done, 1);
+	json_decref(out);
+	/* tasks 0-2: the model's posterior; task 3 keeps the consensus of its
+	 * three answers (its third came after the model read two) */
+	for (int i = 0; i < 4; i++) {
+		OK(tly_task_get(w->t, &w->owner.a, nth(ids, (size_t)i), &task, &w->err));
+		json_t *e = json_object_get(json_object_get(task, "consensus"), "sentiment");
+		int votes = 0;
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(e, "votes"), k, v)
+			votes += (int)json_integer_value(v);
+		assert_int_equal(votes, 3);
+		assert_string_equal(jstr(e, "method"), i < 3 ? "dawid_skene" : "one_coin");
+		json_decref(task);
+	}
+	OK(tly_quality_report(w->t, &w->owner.a, prj, 0, &out, &w->err));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "last_fit"),
+							    "tasks_answered_meanwhile")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "last_fit"),
+							    "tasks_updated")), 3);
+	json_decref(out);
+	json_decref(ids);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1135,6 +1213,7 @@ int main(void)
 		T(test_simulation),
 		T(test_counts_match_tasks),
 		T(test_refit_spacing),
+		T(test_refit_answer_meanwhile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
