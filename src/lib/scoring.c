@@ -386,45 +386,74 @@ static enum tly_code q_fail(struct tly_err *err, const char *what, const char *w
 	return tly_err_set(err, TLY_EINTERNAL, "", "%s: %s", what, why);
 }
 
-static enum tly_code model_add_task(struct model *m, const struct tly_schema *sc,
-				    const struct store_task *task, const struct resp_set *rs,
-				    struct tly_err *err)
-{
-	json_t *data = tly__labels_data(sc, task), *gold = NULL;
-	char qs[24], ws[24], ls[16], why[160];
-	enum tly_code rc = TLY_OK;
+/* The task a model walk has in hand: what its answers are read against. */
+struct model_task {
+	int64_t id;
+	int n_responses;
+	char qs[24];                     /* its id, the model's question name */
+	json_t *gold;                    /* its known answers (gold tasks) */
+	int k[TLY_MAX_QUESTIONS];        /* labels of each categorical question on it */
+	uint32_t nq0[TLY_MAX_QUESTIONS]; /* the questions each answer set had before it */
+};
 
-	snprintf(qs, sizeof(qs), "%lld", (long long)task->id);
-	if (task->is_gold)
-		gold = tly__parse_stored(task->gold);
-	for (int j = 0; j < m->nq && rc == TLY_OK; j++) {
+static void model_task_begin(struct model *m, const struct tly_schema *sc,
+			     const struct store_task *task, struct model_task *mt)
+{
+	json_t *data = tly__labels_data(sc, task);
+
+	mt->id = task->id;
+	mt->n_responses = task->n_responses;
+	snprintf(mt->qs, sizeof(mt->qs), "%lld", (long long)task->id);
+	mt->gold = task->is_gold ? tly__parse_stored(task->gold) : NULL;
+	for (int j = 0; j < m->nq; j++) {
+		mt->k[j] = tly_question_nlabels(sc, &sc->questions[m->qidx[j]], data);
+		mt->nq0[j] = m->a[j].questions.n;
+	}
+	json_decref(data);
+}
+
+/* One response of the task in hand: each of its categorical answers. */
+static enum tly_code model_task_answer(struct model *m, const struct tly_schema *sc,
+				       const struct model_task *mt, int64_t user,
+				       const json_t *answers, struct tly_err *err)
+{
+	char ws[24], ls[16], why[160];
+
+	snprintf(ws, sizeof(ws), "%lld", (long long)user);
+	for (int j = 0; j < m->nq; j++) {
 		const struct tly_question *q = &sc->questions[m->qidx[j]];
-		int k = tly_question_nlabels(sc, q, data);
-		uint32_t nq0 = m->a[j].questions.n;
+		int k = mt->k[j], l;
+		if (k < 2 || k > MAX_LABELS ||
+		    (l = tly__answer_label(q, json_object_get(answers, q->name), k)) < 0)
+			continue;
+		snprintf(ls, sizeof(ls), "%d", l);
+		if (tly_answers_add(&m->a[j], mt->qs, strlen(mt->qs), ws, strlen(ws), ls, strlen(ls), 0,
+				    why, sizeof(why)) != TLY_Q_OK)
+			return q_fail(err, "refit", why);
+		m->answers++;
+	}
+	return TLY_OK;
+}
+
+/* The task's end: its response count as read, its gold labels. */
+static void model_task_end(struct model *m, const struct tly_schema *sc, struct model_task *mt)
+{
+	char ls[16];
+
+	for (int j = 0; j < m->nq; j++) {
+		const struct tly_question *q = &sc->questions[m->qidx[j]];
+		int k = mt->k[j];
 		if (k < 2 || k > MAX_LABELS)
 			continue;
-		for (int i = 0; i < rs->n; i++) {
-			int l = tly__answer_label(q, json_object_get(rs->answers[i], q->name), k);
-			if (l < 0)
-				continue;
-			snprintf(ws, sizeof(ws), "%lld", (long long)rs->user[i]);
-			snprintf(ls, sizeof(ls), "%d", l);
-			if (tly_answers_add(&m->a[j], qs, strlen(qs), ws, strlen(ws), ls, strlen(ls), 0,
-					    why, sizeof(why)) != TLY_Q_OK) {
-				rc = q_fail(err, "refit", why);
-				break;
-			}
-			m->answers++;
-		}
 		/* question ids come in order: the task's, if it has one, is new */
-		if (m->a[j].questions.n > nq0) {
-			if (nq0 >= m->capnresp[j]) {
+		if (m->a[j].questions.n > mt->nq0[j]) {
+			if (mt->nq0[j] >= m->capnresp[j]) {
 				m->capnresp[j] = m->capnresp[j] ? 2 * m->capnresp[j] : 1024;
 				m->nresp[j] = tly_xrealloc(m->nresp[j], m->capnresp[j] * sizeof(int));
 			}
-			m->nresp[j][nq0] = task->n_responses;
+			m->nresp[j][mt->nq0[j]] = mt->n_responses;
 		}
-		int gl = gold ? tly__answer_label(q, json_object_get(gold, q->name), k) : -1;
+		int gl = mt->gold ? tly__answer_label(q, json_object_get(mt->gold, q->name), k) : -1;
 		if (gl >= 0) {
 			snprintf(ls, sizeof(ls), "%d", gl);
 			tly_answers_add_label(&m->a[j], ls, strlen(ls), NULL, 0);
@@ -433,13 +462,12 @@ static enum tly_code model_add_task(struct model *m, const struct tly_schema *sc
 				m->gold_task[j] = tly_xrealloc(m->gold_task[j], m->capgold[j] * sizeof(int64_t));
 				m->gold_label[j] = tly_xrealloc(m->gold_label[j], m->capgold[j] * sizeof(int));
 			}
-			m->gold_task[j][m->ngold[j]] = task->id;
+			m->gold_task[j][m->ngold[j]] = mt->id;
 			m->gold_label[j][m->ngold[j]++] = gl;
 		}
 	}
-	json_decref(gold);
-	json_decref(data);
-	return rc;
+	json_decref(mt->gold);
+	mt->gold = NULL;
 }
 
 typedef enum tly_code (*walk_fn)(void *arg, struct store_task *task, struct resp_set *rs,
@@ -565,85 +593,50 @@ enum tly_code tly__walk_answered(struct tly *t, int64_t project, store_task_cb t
 	}
 }
 
-/* The model's read walk: each task with its first MAX_RESP responses. */
-struct read_walk {
+/* The model's walk: every answer of every answered task, as it is read
+ * (no task's answers held: a gold task may have thousands). */
+struct model_walk {
 	struct tly *t;
-	walk_fn fn;
-	void *arg;
+	struct model *m;
+	const struct tly_schema *sc;
 	struct tly_err *err;
-	struct store_task row;  /* the task in hand, its text copied */
-	struct resp_set rs;
+	struct model_task mt;
 	enum tly_code rc;
 	int canceled;
 };
 
-static int read_task(void *arg, const struct store_task *row)
+static int model_walk_task(void *arg, const struct store_task *row)
 {
-	struct read_walk *w = arg;
+	struct model_walk *w = arg;
 
 	if (w->t->cancel && atomic_load(w->t->cancel)) {
 		w->canceled = 1;
 		return 1;
 	}
-	w->row = *row;
-	w->row.unique_id = NULL;
-	w->row.metadata = NULL;
-	w->row.data = tly_xstrdup(row->data);
-	w->row.gold = row->gold ? tly_xstrdup(row->gold) : NULL;
-	w->row.consensus = row->consensus ? tly_xstrdup(row->consensus) : NULL;
+	model_task_begin(w->m, w->sc, row, &w->mt);
 	return 0;
 }
 
-static int read_response(void *arg, const struct store_response *r)
+static int model_walk_response(void *arg, const struct store_response *r)
 {
-	struct read_walk *w = arg;
+	struct model_walk *w = arg;
+	json_t *answers;
 
-	if (r) {
-		/* a task's first MAX_RESP answers make its part of the model */
-		if (w->rs.n < MAX_RESP)
-			collect(&w->rs, r);
+	if (!r) {
+		model_task_end(w->m, w->sc, &w->mt);
 		return 0;
 	}
-	w->rc = w->fn(w->arg, &w->row, &w->rs, w->err);
-	resp_clear(&w->rs);
-	store_task_clear(&w->row);
+	answers = tly__parse_stored(r->answers);
+	w->rc = model_task_answer(w->m, w->sc, &w->mt, r->user_id, answers, w->err);
+	json_decref(answers);
 	return w->rc != TLY_OK;
-}
-
-static enum tly_code walk_read(struct tly *t, int64_t project, walk_fn fn, void *arg,
-			       struct tly_err *err)
-{
-	struct read_walk w = { .t = t, .fn = fn, .arg = arg, .err = err, .rc = TLY_OK };
-	enum tly_code rc = tly__walk_answered(t, project, read_task, read_response, &w, err);
-
-	if (rc == TLY_OK && w.rc != TLY_OK)
-		rc = w.rc;
-	if (rc == TLY_OK && w.canceled)
-		rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
-	/* a walk stopped inside a task */
-	resp_clear(&w.rs);
-	store_task_clear(&w.row);
-	return rc;
-}
-
-struct build_ctx {
-	struct model *m;
-	const struct tly_schema *sc;
-};
-
-static enum tly_code build_cb(void *arg, struct store_task *task, struct resp_set *rs,
-			      struct tly_err *err)
-{
-	struct build_ctx *c = arg;
-
-	return model_add_task(c->m, c->sc, task, rs, err);
 }
 
 /* The model of a project's answered tasks. */
 static enum tly_code model_build(struct tly *t, const struct tly__project *p, struct model *m,
 				 struct tly_err *err)
 {
-	struct build_ctx c = { m, p->schema };
+	struct model_walk w = { .t = t, .m = m, .sc = p->schema, .err = err, .rc = TLY_OK };
 	char why[160];
 	enum tly_code rc;
 
@@ -656,7 +649,12 @@ static enum tly_code model_build(struct tly *t, const struct tly__project *p, st
 			m->nq++;
 		}
 	}
-	rc = walk_read(t, p->row.id, build_cb, &c, err);
+	rc = tly__walk_answered(t, p->row.id, model_walk_task, model_walk_response, &w, err);
+	if (rc == TLY_OK && w.rc != TLY_OK)
+		rc = w.rc;
+	if (rc == TLY_OK && w.canceled)
+		rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
+	json_decref(w.mt.gold); /* a walk stopped inside a task */
 	for (int j = 0; j < m->nq && rc == TLY_OK; j++)
 		if (tly_answers_finish(&m->a[j], NULL, why, sizeof(why)) != TLY_Q_OK)
 			rc = q_fail(err, "refit", why);

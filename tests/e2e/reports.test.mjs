@@ -227,6 +227,17 @@ test('the report\'s alpha and agreement equal an independent computation; no tas
     }
     // the same report again, to the byte
     assert.deepEqual(ok(await report(rev, mixed), 200), rep);
+    // the refit's model takes every answer too (it kept a task's first 128)
+    assert.equal((await srv.client(mgr.key).post(`/api/v1/projects/${mixed}/quality/refit`)).status, 202);
+    let fit = null;
+    for (let i = 0; i < 400 * SLOW && !fit; i++) {
+      fit = ok(await report(mgr, mixed), 200).last_fit;
+      if (!fit) await sleep(50);
+    }
+    assert.ok(fit, `no refit finished: ${srv.log.slice(-2000)}`);
+    assert.equal(fit.answers, 2 * expected.responses, 'both questions of every answer');
+    assert.deepEqual(fit.questions.map((x) => [x.name, x.answers, x.tasks]),
+      [['label', expected.responses, 1501], ['stars', expected.responses, 1501]]);
   });
 
 test('while tasks complete under a walk, a report counts each answer once and a refit sees each task once',
