@@ -25,8 +25,8 @@
 
 #define DEFAULT_ACC 0.7
 #define MAX_LABELS 1024
-#define MAX_RESP 128
-#define WALK_BATCH 1000
+#define MAX_RESP 128      /* responses a consensus reads: max_responses is at most 100 */
+#define WALK_BATCH 1000   /* tasks per range of a walk of answers */
 #define WRITE_BATCH 200   /* tasks per refit transaction: short write locks */
 #define WILSON_Z 1.96
 
