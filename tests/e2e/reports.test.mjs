@@ -254,7 +254,9 @@ test('while tasks complete under a walk, a report counts each answer once and a 
     });
     const reports = [];
     let refits = 0;
-    for (let i = 0; i < 8; i++) {
+    // reports (and refits) go on until they have overlapped enough answers
+    const until = Date.now() + 60_000 * SLOW;
+    for (let i = 0; (i < 8 || acked < 300) && Date.now() < until; i++) {
       const before = acked;
       const r = ok(await srv.client(mgr.key).get(`/api/v1/projects/${busy}/quality`, { timeout: 120_000 }), 200);
       reports.push([before, r.counts.responses, acked]);
@@ -271,7 +273,7 @@ test('while tasks complete under a walk, a report counts each answer once and a 
       assert.ok(got >= busyBase + before && got <= busyBase + after + busyAnns.length,
         `a report counted ${got - busyBase} new answers; ${before} were acknowledged before it was asked, ${after} when it came`);
     }
-    assert.ok(acked > 200, `only ${acked} answers came in: the walks did not overlap much work`);
+    assert.ok(acked >= 300, `only ${acked} answers came in within a minute: the walks did not overlap much work`);
     // the refits ran (one at a time) and none failed on a task seen twice
     let fit = null;
     for (let i = 0; i < 400 * SLOW && !fit; i++) {
