@@ -31,8 +31,6 @@
 #include "quality/consensus.h"
 #include "util.h"
 
-#define MAX_LABELS 1024     /* as scoring.c: a question with more is not scored */
-#define WILSON_Z 1.96
 #define MAX_AGE_S 86400   /* the oldest report a caller may take (max_age) */
 
 /* An annotator's answers compared with the consensus. */
@@ -168,7 +166,7 @@ static void task_end(struct walk *w)
 		if (!w->unit[j].n)
 			continue;
 		w->values[j] += (long long)w->unit[j].n;
-		/* labels are below MAX_LABELS, the stream's k: it cannot refuse them */
+		/* labels are below TLY__MAX_LABELS, the stream's k: it cannot refuse them */
 		tly_alpha_stream_unit(&w->alpha[j], w->unit[j].l, w->unit[j].n);
 		w->unit[j].n = 0;
 	}
@@ -192,7 +190,8 @@ static int response_cb(void *arg, const struct store_response *r)
 		int k = w->k[w->qidx[j]], l;
 		struct unit *u = &w->unit[j];
 
-		if (k < 2 || k > MAX_LABELS || (l = tly__answer_label(q, json_object_get(answers, q->name), k)) < 0)
+		if (k < 2 || k > TLY__MAX_LABELS ||
+		    (l = tly__answer_label(q, json_object_get(answers, q->name), k)) < 0)
 			continue;
 		if (u->n == u->cap) {
 			u->cap = u->cap ? 2 * u->cap : 16;
@@ -247,7 +246,7 @@ static enum tly_code walk_project(struct tly *t, const struct tly__project *p, s
 		 * which interval alpha does not see */
 		if (tly_alpha_stream_init(&w->alpha[w->nq],
 					  ty == TLY_Q_RATING ? TLY_LEVEL_INTERVAL : TLY_LEVEL_NOMINAL,
-					  MAX_LABELS, NULL, NULL, 0) != TLY_Q_OK) {
+					  TLY__MAX_LABELS, NULL, NULL, 0) != TLY_Q_OK) {
 			rc = tly_err_set(err, TLY_EINTERNAL, "", "out of memory");
 			goto out;
 		}
@@ -320,7 +319,7 @@ static json_t *annotator_json(struct tly *t, const struct tly__project *p,
 	double lo, hi;
 	char why[200];
 
-	tly_wilson((unsigned)st->gold_correct, (unsigned)st->gold_seen, WILSON_Z, &lo, &hi);
+	tly_wilson((unsigned)st->gold_correct, (unsigned)st->gold_seen, TLY__WILSON_Z, &lo, &hi);
 	return json_pack("{s:o,s:i,s:{s:i,s:i,s:o,s:f,s:f},s:o,s:o,s:b}",
 			 "user_id", tly__id(t, TLY_USER, st->user_id), "responses", st->answered,
 			 "gold", "seen", st->gold_seen, "correct", st->gold_correct, "accuracy",

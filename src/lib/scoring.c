@@ -24,11 +24,9 @@
 #include "util.h"
 
 #define DEFAULT_ACC 0.7
-#define MAX_LABELS 1024
 #define MAX_RESP 128      /* responses a consensus reads: max_responses is at most 100 */
 #define WALK_BATCH 1000   /* tasks per range of a walk of answers */
 #define WRITE_BATCH 200   /* tasks per refit transaction: short write locks */
-#define WILSON_Z 1.96
 
 /* ---- responses of one task ------------------------------------------------ */
 
@@ -189,7 +187,7 @@ enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p
 	struct answers_ctx ac;
 	struct resp_set *rs = &ac.rs;
 	struct tly_buf b;
-	double post[MAX_LABELS];
+	double post[TLY__MAX_LABELS];
 	uint32_t labels[MAX_RESP];
 	json_t *data = NULL;
 	int all = 1, ncat = 0;
@@ -216,7 +214,7 @@ enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p
 		double qacc[MAX_RESP];
 		size_t mark = b.len;
 
-		if (k < 2 || k > MAX_LABELS)
+		if (k < 2 || k > TLY__MAX_LABELS)
 			continue;
 		for (int i = 0; i < rs->n; i++) {
 			int l = tly__answer_label(q, json_object_get(rs->answers[i], q->name), k);
@@ -271,7 +269,7 @@ int tly__paused(const struct tly__project *p, const struct store_stats *st, char
 
 	if (min <= 0 || st->gold_seen == 0)
 		return 0;
-	tly_wilson((unsigned)st->gold_correct, (unsigned)st->gold_seen, WILSON_Z, &lo, &hi);
+	tly_wilson((unsigned)st->gold_correct, (unsigned)st->gold_seen, TLY__WILSON_Z, &lo, &hi);
 	if (hi >= min)
 		return 0;
 	snprintf(why, n, "paused: gold accuracy %d/%d (95%% upper bound %.3f) is below %.3f",
@@ -423,7 +421,7 @@ static enum tly_code model_task_answer(struct model *m, const struct tly_schema 
 	for (int j = 0; j < m->nq; j++) {
 		const struct tly_question *q = &sc->questions[m->qidx[j]];
 		int k = mt->k[j], l;
-		if (k < 2 || k > MAX_LABELS ||
+		if (k < 2 || k > TLY__MAX_LABELS ||
 		    (l = tly__answer_label(q, json_object_get(answers, q->name), k)) < 0)
 			continue;
 		snprintf(ls, sizeof(ls), "%d", l);
@@ -443,7 +441,7 @@ static void model_task_end(struct model *m, const struct tly_schema *sc, struct 
 	for (int j = 0; j < m->nq; j++) {
 		const struct tly_question *q = &sc->questions[m->qidx[j]];
 		int k = mt->k[j];
-		if (k < 2 || k > MAX_LABELS)
+		if (k < 2 || k > TLY__MAX_LABELS)
 			continue;
 		/* question ids come in order: the task's, if it has one, is new */
 		if (m->a[j].questions.n > mt->nq0[j]) {
@@ -470,8 +468,7 @@ static void model_task_end(struct model *m, const struct tly_schema *sc, struct 
 	mt->gold = NULL;
 }
 
-typedef enum tly_code (*walk_fn)(void *arg, struct store_task *task, struct resp_set *rs,
-				 struct tly_err *err);
+typedef enum tly_code (*walk_fn)(void *arg, struct store_task *task, struct tly_err *err);
 
 struct walk_batch {
 	struct store_task *rows;
@@ -496,6 +493,18 @@ static const int answered_statuses[] = { TLY_TASK_IN_PROGRESS, TLY_TASK_COMPLETE
 					 TLY_TASK_CANCELED };
 #define NANSWERED (sizeof(answered_statuses) / sizeof(*answered_statuses))
 
+/* The walks' ranges: (lo, *hi] holds the n tasks of the project after lo,
+ * and *hi is INT64_MAX for the last range (fewer than n left). */
+static enum tly_code range_end(struct store *s, int64_t project, int64_t lo, int n, int64_t *hi,
+			       struct tly_err *err)
+{
+	enum tly_code rc = s->ops->task_nth(s, project, lo, n, hi, err);
+
+	if (rc == TLY_OK && !*hi)
+		*hi = INT64_MAX;
+	return rc;
+}
+
 /* Calls fn for every answered task of the project (queued ones have none:
  * the queue, ten million tasks maybe, is not read), without its responses,
  * each task once: by ranges of WRITE_BATCH tasks by id (as
@@ -517,16 +526,13 @@ static enum tly_code walk_write(struct tly *t, int64_t project, walk_fn fn, void
 		}
 		if ((rc = s->ops->begin(s, err)) != TLY_OK)
 			break;
-		if ((rc = s->ops->task_nth(s, project, lo, WRITE_BATCH, &hi, err)) == TLY_OK && !hi)
-			hi = INT64_MAX; /* fewer left: the last range */
+		rc = range_end(s, project, lo, WRITE_BATCH, &hi, err);
 		for (size_t si = 0; si < NANSWERED && rc == TLY_OK; si++) {
 			b.n = 0;
 			rc = s->ops->task_list(s, project, answered_statuses[si], lo, hi, WRITE_BATCH,
 					       keep_row, &b, err);
-			for (int i = 0; i < b.n && rc == TLY_OK; i++) {
-				struct resp_set rs = { 0 };
-				rc = fn(arg, &b.rows[i], &rs, err);
-			}
+			for (int i = 0; i < b.n && rc == TLY_OK; i++)
+				rc = fn(arg, &b.rows[i], err);
 			for (int i = 0; i < b.n; i++)
 				store_task_clear(&b.rows[i]);
 		}
@@ -581,8 +587,7 @@ enum tly_code tly__walk_answered(struct tly *t, int64_t project, store_task_cb t
 	for (;;) {
 		if ((rc = s->ops->begin_read(s, err)) != TLY_OK)
 			return rc;
-		if ((rc = s->ops->task_nth(s, project, lo, WALK_BATCH, &hi, err)) == TLY_OK && !hi)
-			hi = INT64_MAX; /* fewer left: the last range */
+		rc = range_end(s, project, lo, WALK_BATCH, &hi, err);
 		for (size_t si = 0; si < NANSWERED && rc == TLY_OK && !w.stopped; si++)
 			rc = s->ops->task_list_responses(s, project, answered_statuses[si], lo, hi,
 							 WALK_BATCH, aw_task, aw_response, &w, err);
@@ -678,8 +683,7 @@ static int label_of(const struct tly_answers *a, uint32_t id)
 	return s ? atoi(s) : -1;
 }
 
-static enum tly_code apply_cb(void *arg, struct store_task *task, struct resp_set *rs,
-			      struct tly_err *err)
+static enum tly_code apply_cb(void *arg, struct store_task *task, struct tly_err *err)
 {
 	struct fit *f = arg;
 	struct store *s = f->t->store;
@@ -690,7 +694,6 @@ static enum tly_code apply_cb(void *arg, struct store_task *task, struct resp_se
 	int all = 1, ncat = 0;
 	enum tly_code rc = TLY_OK;
 
-	(void)rs;
 	if (!json_is_object(cons)) {
 		json_decref(cons);
 		cons = json_object();

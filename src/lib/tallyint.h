@@ -107,6 +107,11 @@ void tly__note_answer(struct tly *t, const struct tly__project *p);
  * returns non-zero stops the walk (TLY_OK: the caller knows why). */
 enum tly_code tly__walk_answered(struct tly *t, int64_t project, store_task_cb task_cb,
 				 store_response_cb resp_cb, void *arg, struct tly_err *err);
+/* A categorical question with more labels than this is not scored
+ * (consensus, refit, report). */
+#define TLY__MAX_LABELS 1024
+/* z of the 95% Wilson interval on gold accuracy (pausing, the report). */
+#define TLY__WILSON_Z 1.96
 /* report.c: frees the handle's kept report walks */
 void tly__report_cache_free(struct tly *t);
 /* The label index of q's answer a on a task whose q has k labels, or -1. */
