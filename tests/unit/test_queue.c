@@ -109,22 +109,28 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* A project of the schema (single-quoted JSON); its id in out. */
+static void create_project(struct world *w, const char *schema_sq, char out[32])
+{
+	json_t *s = J(schema_sq), *p = NULL;
+
+	OK(tly_project_create(w->t, &w->owner.a, s, &p, &w->err));
+	snprintf(out, 32, "%s", jstr(p, "id"));
+	json_decref(p);
+	json_decref(s);
+}
+
 /* A sentiment project with the given response counts and lease. */
 static void make_project(struct world *w, int min, int max, int lease, char out[32])
 {
 	char buf[512];
-	json_t *s, *p = NULL;
 
 	snprintf(buf, sizeof(buf),
 		 "{'name':'Q','fields':[{'name':'text','type':'text'}],"
 		 " 'questions':[{'name':'sentiment','type':'choice','options':['positive','negative','neutral']}],"
 		 " 'min_responses':%d,'max_responses':%d,'lease_seconds':%d}",
 		 min, max, lease);
-	s = J(buf);
-	OK(tly_project_create(w->t, &w->owner.a, s, &p, &w->err));
-	snprintf(out, 32, "%s", jstr(p, "id"));
-	json_decref(p);
-	json_decref(s);
+	create_project(w, buf, out);
 }
 
 /* Adds tasks; returns the array of created ids (owned). */
@@ -1076,18 +1082,14 @@ static int answer_one(struct world *w, struct tly *t, const struct user *u, cons
 static void test_refit_spacing(void **state)
 {
 	struct world *w = *state;
-	json_t *s, *p = NULL, *ids;
+	json_t *ids;
 	struct tly *t2;
 	char prj[32];
 	int dues = 0, first = 0;
 
-	s = J("{'name':'R','fields':[{'name':'text','type':'text'}],"
-	      " 'questions':[{'name':'sentiment','type':'choice','options':['positive','negative']}],"
-	      " 'min_responses':2,'max_responses':2,'quality':{'refit_every':10}}");
-	OK(tly_project_create(w->t, &w->owner.a, s, &p, &w->err));
-	snprintf(prj, sizeof(prj), "%s", jstr(p, "id"));
-	json_decref(p);
-	json_decref(s);
+	create_project(w, "{'name':'R','fields':[{'name':'text','type':'text'}],"
+		       " 'questions':[{'name':'sentiment','type':'choice','options':['positive','negative']}],"
+		       " 'min_responses':2,'max_responses':2,'quality':{'refit_every':10}}", prj);
 	ids = add_n_tasks(w, prj, 300);
 	/* 400 answers through one handle: due at 10, 20, 30, 40 answers, then
 	 * when the answers since the last reach a quarter of all */
@@ -1139,18 +1141,14 @@ static enum tly_code begin_after_an_answer(struct store *s, struct tly_err *err)
 static void test_refit_answer_meanwhile(void **state)
 {
 	struct world *w = *state;
-	json_t *s, *p = NULL, *ids, *out = NULL, *task;
+	json_t *ids, *out = NULL, *task;
 	struct store *st = tly_store(w->t);
 	struct store_ops wrapped;
 	char prj[32];
 
-	s = J("{'name':'M','fields':[{'name':'text','type':'text'}],"
-	      " 'questions':[{'name':'sentiment','type':'choice','options':['positive','negative']}],"
-	      " 'min_responses':3,'max_responses':3}");
-	OK(tly_project_create(w->t, &w->owner.a, s, &p, &w->err));
-	snprintf(prj, sizeof(prj), "%s", jstr(p, "id"));
-	json_decref(p);
-	json_decref(s);
+	create_project(w, "{'name':'M','fields':[{'name':'text','type':'text'}],"
+		       " 'questions':[{'name':'sentiment','type':'choice','options':['positive','negative']}],"
+		       " 'min_responses':3,'max_responses':3}", prj);
 	ids = add_n_tasks(w, prj, 4);
 	/* tasks 0-2 get three answers, task 3 two: one more place left, task 3's */
 	for (int i = 0; i < 11; i++)
