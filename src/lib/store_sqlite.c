@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "pagecache.h"
 #include "walbuf.h"
 
 #define SCHEMA_VERSION 1
@@ -1522,11 +1523,14 @@ static int busy_wait(void *arg, int n)
 }
 
 /* Connections are never shared between threads (the refit worker has its
- * own), so SQLite's own locking and memory statistics are not needed. */
+ * own), so SQLite's own locking and memory statistics are not needed. The
+ * page cache loses its scan at every commit (pagecache.h); should SQLite
+ * refuse the wrapper, its own cache is only slower. */
 static void configure_once(void)
 {
 	sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	(void)pagecache_install();
 }
 
 static int meta_seen(void *arg, int n, char **v, char **names)
