@@ -3,6 +3,7 @@
 // must answer each with a 4xx JSON error, never a 5xx, and keep serving.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { World, assertError, ok, sentimentSchema, textTasks, rawRequest, rawBody, SLOW } from './lib.mjs';
 
 const w = World.create('robust');
@@ -222,6 +223,77 @@ test('garbage over raw TCP: bad request lines, bad headers, binary, slow and hal
   const body = JSON.parse(rawBody(good.text));
   assert.equal(body.error.code, 'not_found');
   await stillAlive();
+});
+
+// Writes each part in turn (`gap` ms apart), half-closes after the last when
+// `end`, and gives back every HTTP answer read until the server closes.
+function rawSession(port, parts, { gap = 0, end = false, ms = 5000 * SLOW } = {}) {
+  return new Promise((resolve) => {
+    const chunks = [];
+    const sock = net.connect(port, '127.0.0.1');
+    const finish = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      const text = Buffer.concat(chunks).toString('latin1');
+      // each answer: its status, and its body by Content-Length
+      const answers = [];
+      for (let rest = text; rest.startsWith('HTTP/1.1 ');) {
+        const head = rest.slice(0, rest.indexOf('\r\n\r\n'));
+        const len = Number((head.match(/content-length:\s*(\d+)/i) || [0, 0])[1]);
+        const start = head.length + 4;
+        answers.push({ status: Number(head.slice(9, 12)), body: rest.slice(start, start + len) });
+        rest = rest.slice(start + len);
+      }
+      resolve(answers);
+    };
+    const timer = setTimeout(finish, ms);
+    sock.on('connect', async () => {
+      for (const p of parts) {
+        sock.write(p);
+        if (gap) await new Promise((r) => setTimeout(r, gap));
+      }
+      if (end) sock.end();
+    });
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('close', finish);
+    sock.on('error', finish);
+  });
+}
+
+test('pipelined requests, a request sent while another is out, and a half-closed client get every answer in order', async () => {
+  const auth = `Authorization: Bearer ${mgr.key}\r\n`;
+  const me = `GET /api/v1/me HTTP/1.1\r\nHost: x\r\n${auth}\r\n`;
+  const create = (uid) => {
+    const b = JSON.stringify({ tasks: [{ unique_id: uid, data: { text: uid } }] });
+    return `POST ${tasksPath()} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(b)}\r\n\r\n${b}`;
+  };
+  const last = `GET /api/v1/projects/${prj} HTTP/1.1\r\nHost: x\r\n${auth}Connection: close\r\n\r\n`;
+  // all in one write: a read, a write (through the executor), a read
+  let a = await rawSession(srv.port, [me + create('pipe-1') + last]);
+  assert.deepEqual(a.map((x) => x.status), [200, 201, 200]);
+  assert.equal(JSON.parse(a[0].body).user.id, mgr.id);
+  assert.equal(JSON.parse(a[1].body).created.length, 1);
+  assert.equal(JSON.parse(a[2].body).id, prj);
+  // one request at a time, each sent 5 ms after the one before, so most
+  // arrive while the previous one is still out
+  a = await rawSession(srv.port, [create('pipe-2'), me, create('pipe-3'), last], { gap: 5 });
+  assert.deepEqual(a.map((x) => x.status), [201, 200, 201, 200]);
+  // a write, then the client's FIN at once: the answer still comes
+  a = await rawSession(srv.port, [create('pipe-4')], { end: true });
+  assert.deepEqual(a.map((x) => x.status), [201]);
+  a = await rawSession(srv.port, [me], { end: true });
+  assert.deepEqual(a.map((x) => x.status), [200]);
+  // a client that leaves while its write is out: the server goes on
+  const gone = net.connect(srv.port, '127.0.0.1');
+  await new Promise((r) => gone.on('connect', r));
+  gone.write(create('pipe-5'));
+  await new Promise((r) => setTimeout(r, 2));
+  gone.destroy();
+  await stillAlive();
+  const uids = (await c.listAll(prj)).map((t) => t.unique_id).filter((u) => u && u.startsWith('pipe-'));
+  for (const u of ['pipe-1', 'pipe-2', 'pipe-3', 'pipe-4']) assert.ok(uids.includes(u), `${u} in ${uids}`);
+  assert.equal(new Set(uids).size, uids.length);
 });
 
 test('query strings: odd encodings on list/export are 400 or ignored, never 5xx', async () => {
