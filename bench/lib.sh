@@ -187,7 +187,8 @@ ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN {
 		if (b <= 0) { print "n/a"; exit }
 		r = 100 * a / b
-		printf (r >= 10 ? "%.0f%%" : r >= 1 ? "%.1f%%" : "%.2f%%"), r
+		# one decimal: a ratio near a target must not round across it (24.8 % is not 25 %)
+		printf (r >= 1 ? "%.1f%%" : "%.2f%%"), r
 	}'
 }
 
