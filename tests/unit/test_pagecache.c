@@ -26,26 +26,6 @@ struct world {
 	sqlite3 *db;
 };
 
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg ? msg : "?");
-}
-
-static sqlite3_int64 one_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	sqlite3_int64 v;
-
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 static void integrity_ok(sqlite3 *db)
 {
 	sqlite3_stmt *st = NULL;
@@ -72,7 +52,7 @@ static int setup(void **state)
 	if (sqlite3_open(w->path, &w->db) != SQLITE_OK)
 		return -1;
 	/* tally's settings: WAL, 8 MiB of cache */
-	exec_ok(w->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA cache_size=-8192;"
+	tk_sql_exec(w->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA cache_size=-8192;"
 		       "CREATE TABLE t(id INTEGER PRIMARY KEY, k TEXT NOT NULL, v INTEGER NOT NULL);"
 		       "CREATE INDEX t_k ON t(k);");
 	*state = w;
@@ -158,7 +138,7 @@ static void matches_model(sqlite3 *db)
 	sqlite3_finalize(st);
 	assert_int_equal(n, expect);
 	/* the index holds the same rows */
-	assert_int_equal(one_int(db, "SELECT count(*) FROM t INDEXED BY t_k WHERE k > ''"), expect);
+	assert_int_equal(tk_sql_int(db, "SELECT count(*) FROM t INDEXED BY t_k WHERE k > ''"), expect);
 }
 
 /* Commits of a changing table skip the scan; some moved pages above the
@@ -170,7 +150,7 @@ static void test_commits_skip_the_scan(void **state)
 
 	pagecache_counts(&a);
 	for (int tx = 0; tx < 600; tx++) {
-		exec_ok(w->db, "BEGIN");
+		tk_sql_exec(w->db, "BEGIN");
 		for (int i = 0; i < 20; i++) {
 			int id = (int)(rnd() % KEYS);
 			if (rnd() % 4 == 0)
@@ -178,7 +158,7 @@ static void test_commits_skip_the_scan(void **state)
 			else
 				put(w->db, id, (long long)(rnd() % 1000000));
 		}
-		exec_ok(w->db, "COMMIT");
+		tk_sql_exec(w->db, "COMMIT");
 	}
 	pagecache_counts(&b);
 	assert_true(b.moved_above > a.moved_above);
@@ -196,25 +176,25 @@ static void test_rollback_drops_pages_past_the_end(void **state)
 	sqlite3_int64 pages;
 	sqlite3 *fresh = NULL;
 
-	exec_ok(w->db, "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB)");
-	pages = one_int(w->db, "PRAGMA page_count");
+	tk_sql_exec(w->db, "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB)");
+	pages = tk_sql_int(w->db, "PRAGMA page_count");
 	pagecache_counts(&a);
-	exec_ok(w->db, "BEGIN; WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 600)"
+	tk_sql_exec(w->db, "BEGIN; WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 600)"
 		       " INSERT INTO big(b) SELECT randomblob(3000) FROM c;");
-	assert_true(one_int(w->db, "PRAGMA page_count") > pages + 500);
-	exec_ok(w->db, "ROLLBACK");
+	assert_true(tk_sql_int(w->db, "PRAGMA page_count") > pages + 500);
+	tk_sql_exec(w->db, "ROLLBACK");
 	pagecache_counts(&b);
 	assert_true(b.passed > a.passed); /* this one had pages to drop */
-	assert_int_equal(one_int(w->db, "PRAGMA page_count"), pages);
+	assert_int_equal(tk_sql_int(w->db, "PRAGMA page_count"), pages);
 	/* the same page numbers, new content: what the cache holds is the new */
-	exec_ok(w->db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300)"
+	tk_sql_exec(w->db, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300)"
 		       " INSERT INTO big(b) SELECT zeroblob(2500) FROM c");
-	assert_int_equal(one_int(w->db, "SELECT count(*) FROM big"), 300);
-	assert_int_equal(one_int(w->db, "SELECT sum(length(b)) FROM big"), 300 * 2500);
-	assert_int_equal(one_int(w->db, "SELECT count(*) FROM big WHERE b != zeroblob(2500)"), 0);
+	assert_int_equal(tk_sql_int(w->db, "SELECT count(*) FROM big"), 300);
+	assert_int_equal(tk_sql_int(w->db, "SELECT sum(length(b)) FROM big"), 300 * 2500);
+	assert_int_equal(tk_sql_int(w->db, "SELECT count(*) FROM big WHERE b != zeroblob(2500)"), 0);
 	integrity_ok(w->db);
 	assert_int_equal(sqlite3_open(w->path, &fresh), SQLITE_OK);
-	assert_int_equal(one_int(fresh, "SELECT count(*) FROM big WHERE b = zeroblob(2500)"), 300);
+	assert_int_equal(tk_sql_int(fresh, "SELECT count(*) FROM big WHERE b = zeroblob(2500)"), 300);
 	sqlite3_close(fresh);
 }
 
@@ -233,11 +213,11 @@ static void test_random_transactions_match_a_model(void **state)
 		int n = 1 + (int)(rnd() % 40);
 
 		memcpy(saved, model, sizeof(model));
-		exec_ok(w->db, "BEGIN");
+		tk_sql_exec(w->db, "BEGIN");
 		for (int i = 0; i < n; i++) {
 			int id = (int)(rnd() % KEYS);
 			if (to_savepoint && i == n / 2) {
-				exec_ok(w->db, "SAVEPOINT sp");
+				tk_sql_exec(w->db, "SAVEPOINT sp");
 				memcpy(saved, model, sizeof(model));
 			}
 			if (rnd() % 5 == 0) {
@@ -249,14 +229,14 @@ static void test_random_transactions_match_a_model(void **state)
 			}
 		}
 		if (to_savepoint && n / 2 < n) {
-			exec_ok(w->db, "ROLLBACK TO sp; RELEASE sp");
+			tk_sql_exec(w->db, "ROLLBACK TO sp; RELEASE sp");
 			memcpy(model, saved, sizeof(model));
 		}
 		if (rollback) {
-			exec_ok(w->db, "ROLLBACK");
+			tk_sql_exec(w->db, "ROLLBACK");
 			memcpy(model, saved, sizeof(model));
 		} else {
-			exec_ok(w->db, "COMMIT");
+			tk_sql_exec(w->db, "COMMIT");
 		}
 		if (tx % 250 == 249)
 			matches_model(w->db);

@@ -78,14 +78,6 @@ struct world {
 	sqlite3 *w, *r;
 };
 
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg ? msg : "?");
-}
-
 static int setup(void **state)
 {
 	struct world *w = calloc(1, sizeof(*w));
@@ -97,7 +89,7 @@ static int setup(void **state)
 	if (sqlite3_open_v2(w->path, &w->w, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			    walbuf_vfs()) != SQLITE_OK)
 		return -1;
-	exec_ok(w->w, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+	tk_sql_exec(w->w, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 		      "PRAGMA wal_autocheckpoint=0;"
 		      "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB NOT NULL);");
 	/* the reader is another connection, through the probe alone */
@@ -122,18 +114,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static sqlite3_int64 one_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	sqlite3_int64 v;
-
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 /* a transaction of n rows of `size` bytes each, the byte being (id % 251) */
 static int insert_rows(sqlite3 *db, int n, int size)
 {
@@ -142,11 +122,11 @@ static int insert_rows(sqlite3 *db, int n, int size)
 	int rc;
 
 	assert_non_null(v);
-	exec_ok(db, "BEGIN");
+	tk_sql_exec(db, "BEGIN");
 	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO t(v) VALUES(?1) RETURNING id", -1, &st,
 					    NULL), SQLITE_OK);
 	for (int i = 0; i < n; i++) {
-		sqlite3_int64 id = one_int(db, "SELECT coalesce(max(id), 0) + 1 FROM t");
+		sqlite3_int64 id = tk_sql_int(db, "SELECT coalesce(max(id), 0) + 1 FROM t");
 		memset(v, (int)(id % 251), (size_t)size);
 		sqlite3_bind_blob(st, 1, v, size, SQLITE_TRANSIENT);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -163,10 +143,10 @@ static int insert_rows(sqlite3 *db, int n, int size)
 /* every row read through the reader holds its own byte, and the totals match */
 static void check_rows(struct world *w, sqlite3_int64 rows, sqlite3_int64 bytes)
 {
-	assert_int_equal(one_int(w->r, "SELECT count(*) FROM t"), rows);
-	assert_int_equal(one_int(w->r, "SELECT coalesce(sum(length(v)), 0) FROM t"), bytes);
+	assert_int_equal(tk_sql_int(w->r, "SELECT count(*) FROM t"), rows);
+	assert_int_equal(tk_sql_int(w->r, "SELECT coalesce(sum(length(v)), 0) FROM t"), bytes);
 	/* a row whose first or last byte is not id % 251 was read from a wrong frame */
-	assert_int_equal(one_int(w->r, "SELECT count(*) FROM t WHERE"
+	assert_int_equal(tk_sql_int(w->r, "SELECT count(*) FROM t WHERE"
 				       " hex(substr(v, 1, 1)) != printf('%02X', id % 251) OR"
 				       " hex(substr(v, -1, 1)) != printf('%02X', id % 251)"), 0);
 }
@@ -207,9 +187,9 @@ static void test_what_commits_is_what_readers_read(void **state)
 			check_rows(w, rows, bytes);
 		}
 	/* a checkpoint copies the frames into the database: the same rows */
-	exec_ok(w->w, "PRAGMA wal_checkpoint(TRUNCATE)");
+	tk_sql_exec(w->w, "PRAGMA wal_checkpoint(TRUNCATE)");
 	check_rows(w, rows, bytes);
-	assert_int_equal(one_int(w->r, "SELECT count(*) FROM pragma_integrity_check WHERE"
+	assert_int_equal(tk_sql_int(w->r, "SELECT count(*) FROM pragma_integrity_check WHERE"
 				       " integrity_check != 'ok'"), 0);
 }
 
@@ -245,11 +225,11 @@ static void test_a_failed_write_fails_the_commit(void **state)
 	assert_int_not_equal(rc, SQLITE_OK);
 	assert_int_equal(rc & 0xff, SQLITE_IOERR);
 	check_rows(w, 10, 30000); /* readers never saw it */
-	assert_int_equal(one_int(w->w, "SELECT count(*) FROM t"), 10);
+	assert_int_equal(tk_sql_int(w->w, "SELECT count(*) FROM t"), 10);
 	/* and the writer goes on */
 	assert_int_equal(insert_rows(w->w, 5, 1000), SQLITE_OK);
 	check_rows(w, 15, 35000);
-	assert_int_equal(one_int(w->r, "SELECT count(*) FROM pragma_integrity_check WHERE"
+	assert_int_equal(tk_sql_int(w->r, "SELECT count(*) FROM pragma_integrity_check WHERE"
 				       " integrity_check != 'ok'"), 0);
 }
 
