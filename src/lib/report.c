@@ -103,8 +103,6 @@ struct walk {
 	int is_gold;
 	int k[TLY_MAX_QUESTIONS];           /* labels of each schema question on it */
 	json_t *cons;                       /* its consensus (not for gold) */
-
-	int canceled;
 };
 
 static struct agree *agree_of(struct agree_map *m, int64_t user)
@@ -146,10 +144,6 @@ static int task_cb(void *arg, const struct store_task *row)
 	struct walk *w = arg;
 	json_t *data;
 
-	if (w->t->cancel && atomic_load(w->t->cancel)) {
-		w->canceled = 1;
-		return 1;
-	}
 	w->is_gold = row->is_gold;
 	data = tly__labels_data(w->sc, row); /* only a compare question needs it */
 	for (int i = 0; i < w->sc->nquestions; i++)
@@ -222,8 +216,6 @@ static enum tly_code walk_answered(struct walk *w, int64_t project, struct tly_e
 {
 	enum tly_code rc = tly__walk_answered(w->t, project, task_cb, response_cb, w, err);
 
-	if (rc == TLY_OK && w->canceled)
-		rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
 	json_decref(w->cons); /* a walk that stopped inside a task */
 	w->cons = NULL;
 	return rc;

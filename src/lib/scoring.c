@@ -556,16 +556,20 @@ static enum tly_code walk_write(struct tly *t, int64_t project, walk_fn fn, void
  * (a report counted its answers twice, a refit failed on them). Between
  * ranges the WAL can be checkpointed. */
 struct answered_walk {
+	const atomic_int *cancel;
 	store_task_cb task_cb;
 	store_response_cb resp_cb;
 	void *arg;
-	int stopped;
+	int stopped, canceled;
 };
 
 static int aw_task(void *arg, const struct store_task *row)
 {
 	struct answered_walk *w = arg;
 
+	/* a server stopping: its walks end at the next task */
+	if (w->cancel && atomic_load(w->cancel))
+		return w->stopped = w->canceled = 1;
 	return w->stopped = w->task_cb(w->arg, row) != 0;
 }
 
@@ -580,7 +584,7 @@ enum tly_code tly__walk_answered(struct tly *t, int64_t project, store_task_cb t
 				 store_response_cb resp_cb, void *arg, struct tly_err *err)
 {
 	struct store *s = t->store;
-	struct answered_walk w = { task_cb, resp_cb, arg, 0 };
+	struct answered_walk w = { t->cancel, task_cb, resp_cb, arg, 0, 0 };
 	int64_t lo = 0, hi;
 	enum tly_code rc;
 
@@ -592,6 +596,8 @@ enum tly_code tly__walk_answered(struct tly *t, int64_t project, store_task_cb t
 			rc = s->ops->task_list_responses(s, project, answered_statuses[si], lo, hi,
 							 WALK_BATCH, aw_task, aw_response, &w, err);
 		s->ops->rollback(s); /* it only read */
+		if (rc == TLY_OK && w.canceled)
+			return tly_err_set(err, TLY_EINTERNAL, "", "canceled");
 		if (rc != TLY_OK || w.stopped || hi == INT64_MAX)
 			return rc;
 		lo = hi;
@@ -601,23 +607,17 @@ enum tly_code tly__walk_answered(struct tly *t, int64_t project, store_task_cb t
 /* The model's walk: every answer of every answered task, as it is read
  * (no task's answers held: a gold task may have thousands). */
 struct model_walk {
-	struct tly *t;
 	struct model *m;
 	const struct tly_schema *sc;
 	struct tly_err *err;
 	struct model_task mt;
 	enum tly_code rc;
-	int canceled;
 };
 
 static int model_walk_task(void *arg, const struct store_task *row)
 {
 	struct model_walk *w = arg;
 
-	if (w->t->cancel && atomic_load(w->t->cancel)) {
-		w->canceled = 1;
-		return 1;
-	}
 	model_task_begin(w->m, w->sc, row, &w->mt);
 	return 0;
 }
@@ -641,7 +641,7 @@ static int model_walk_response(void *arg, const struct store_response *r)
 static enum tly_code model_build(struct tly *t, const struct tly__project *p, struct model *m,
 				 struct tly_err *err)
 {
-	struct model_walk w = { .t = t, .m = m, .sc = p->schema, .err = err, .rc = TLY_OK };
+	struct model_walk w = { .m = m, .sc = p->schema, .err = err, .rc = TLY_OK };
 	char why[160];
 	enum tly_code rc;
 
@@ -657,8 +657,6 @@ static enum tly_code model_build(struct tly *t, const struct tly__project *p, st
 	rc = tly__walk_answered(t, p->row.id, model_walk_task, model_walk_response, &w, err);
 	if (rc == TLY_OK && w.rc != TLY_OK)
 		rc = w.rc;
-	if (rc == TLY_OK && w.canceled)
-		rc = tly_err_set(err, TLY_EINTERNAL, "", "canceled");
 	json_decref(w.mt.gold); /* a walk stopped inside a task */
 	for (int j = 0; j < m->nq && rc == TLY_OK; j++)
 		if (tly_answers_finish(&m->a[j], NULL, why, sizeof(why)) != TLY_Q_OK)

@@ -146,8 +146,7 @@ struct store_ops {
 	/* TLY_ECONFLICT (and *id = the existing task) when unique_id is taken */
 	enum tly_code (*task_insert)(struct store *s, const struct store_task *t, int64_t *id, struct tly_err *err);
 	enum tly_code (*task_get)(struct store *s, int64_t id, struct store_task *t, struct tly_err *err);
-	/* tasks of a project with id > after, ordered by id; status < 0 for all */
-	/* tasks with after < id <= upto, by id, at most limit (status < 0: any) */
+	/* a project's tasks with after < id <= upto, by id, at most limit (status < 0: any) */
 	enum tly_code (*task_list)(struct store *s, int64_t project, int status, int64_t after, int64_t upto, int limit, store_task_cb cb, void *arg, struct tly_err *err);
 	/* the id of the project's n-th task (any status) with id > after, by
 	 * id; 0 when it has fewer. Reads only an index: it cuts a walk into

@@ -104,7 +104,8 @@ void tly__note_answer(struct tly *t, const struct tly__project *p);
 /* Every answered task of the project with its responses, through the
  * callbacks as task_list_responses calls them, each task exactly once (in
  * ranges of tasks by id, each range one read snapshot). A callback that
- * returns non-zero stops the walk (TLY_OK: the caller knows why). */
+ * returns non-zero stops the walk (TLY_OK: the caller knows why); the
+ * handle's cancel flag stops it too (TLY_EINTERNAL, "canceled"). */
 enum tly_code tly__walk_answered(struct tly *t, int64_t project, store_task_cb task_cb,
 				 store_response_cb resp_cb, void *arg, struct tly_err *err);
 /* A categorical question with more labels than this is not scored
