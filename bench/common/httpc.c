@@ -40,6 +40,22 @@ static int parse_head(struct httpc_answer *a, const char *h, size_t n)
 	return first ? -1 : 0;
 }
 
+int httpc_read_flat(struct httpc_answer *a, const char *buf, size_t len, size_t max_body,
+		    size_t *head_len)
+{
+	const char *end = memmem(buf, len, "\r\n\r\n", 4);
+
+	if (!end)
+		return len > HTTPC_MAX_HEADER ? HTTPC_BAD : HTTPC_MORE;
+	*head_len = (size_t)(end - buf) + 4;
+	if (!a->have_head) {
+		if (parse_head(a, buf, *head_len) != 0 || a->body_len > max_body)
+			return HTTPC_BAD;
+		a->have_head = 1;
+	}
+	return len - *head_len < a->body_len ? HTTPC_MORE : HTTPC_DONE;
+}
+
 int httpc_read(struct httpc_answer *a, struct evbuffer *in, size_t max_body)
 {
 	if (!a->have_head) {

@@ -1,5 +1,5 @@
 /* httpc.h — what the bench clients (loadgen, crashload) share: reading an
- * HTTP/1.1 answer off a libevent input buffer, and the keys file. Only
+ * HTTP/1.1 answer off a libevent input buffer or a flat one, and the keys file. Only
  * Content-Length framing: tally's routes these clients call never chunk. */
 #ifndef TLY_BENCH_HTTPC_H
 #define TLY_BENCH_HTTPC_H
@@ -26,6 +26,12 @@ enum { HTTPC_BAD = -1, HTTPC_MORE = 0, HTTPC_DONE = 1 };
  * HTTPC_MORE: wait for more bytes. HTTPC_BAD: a head over HTTPC_MAX_HEADER,
  * not HTTP/1.x, chunked, or a body over max_body. */
 int httpc_read(struct httpc_answer *a, struct evbuffer *in, size_t max_body);
+
+/* The same, on a flat buffer holding what was read so far (head not
+ * drained): at HTTPC_DONE the answer is buf[0 .. *head_len + a->body_len),
+ * its body at buf + *head_len. Clear a->have_head before the next request. */
+int httpc_read_flat(struct httpc_answer *a, const char *buf, size_t len, size_t max_body,
+		    size_t *head_len);
 
 /* One API key a line (blank lines skipped), *n of them; NULL with a message
  * on stderr when the file cannot be read. */
