@@ -184,7 +184,7 @@ static int response_cb(void *arg, const struct store_response *r)
 		int k = w->k[w->qidx[j]], l;
 		struct unit *u = &w->unit[j];
 
-		if (k < 2 || k > TLY__MAX_LABELS ||
+		if (!tly__scored(k) ||
 		    (l = tly__answer_label(q, json_object_get(answers, q->name), k)) < 0)
 			continue;
 		if (u->n == u->cap) {

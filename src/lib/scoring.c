@@ -214,7 +214,7 @@ enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p
 		double qacc[MAX_RESP];
 		size_t mark = b.len;
 
-		if (k < 2 || k > TLY__MAX_LABELS)
+		if (!tly__scored(k))
 			continue;
 		for (int i = 0; i < rs->n; i++) {
 			int l = tly__answer_label(q, json_object_get(rs->answers[i], q->name), k);
@@ -421,7 +421,7 @@ static enum tly_code model_task_answer(struct model *m, const struct tly_schema 
 	for (int j = 0; j < m->nq; j++) {
 		const struct tly_question *q = &sc->questions[m->qidx[j]];
 		int k = mt->k[j], l;
-		if (k < 2 || k > TLY__MAX_LABELS ||
+		if (!tly__scored(k) ||
 		    (l = tly__answer_label(q, json_object_get(answers, q->name), k)) < 0)
 			continue;
 		snprintf(ls, sizeof(ls), "%d", l);
@@ -441,7 +441,7 @@ static void model_task_end(struct model *m, const struct tly_schema *sc, struct 
 	for (int j = 0; j < m->nq; j++) {
 		const struct tly_question *q = &sc->questions[m->qidx[j]];
 		int k = mt->k[j];
-		if (k < 2 || k > TLY__MAX_LABELS)
+		if (!tly__scored(k))
 			continue;
 		/* question ids come in order: the task's, if it has one, is new */
 		if (m->a[j].questions.n > mt->nq0[j]) {

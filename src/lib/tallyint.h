@@ -111,6 +111,13 @@ enum tly_code tly__walk_answered(struct tly *t, int64_t project, store_task_cb t
 /* A categorical question with more labels than this is not scored
  * (consensus, refit, report). */
 #define TLY__MAX_LABELS 1024
+/* Is a question with k labels (on this task) scored? With one label there
+ * is nothing to agree on; past TLY__MAX_LABELS the scoring's per-label
+ * arrays (sized by it) cannot hold it. */
+static inline int tly__scored(int k)
+{
+	return k >= 2 && k <= TLY__MAX_LABELS;
+}
 /* z of the 95% Wilson interval on gold accuracy (pausing, the report). */
 #define TLY__WILSON_Z 1.96
 /* report.c: frees the handle's kept report walks */
