@@ -3,15 +3,16 @@
 # ceilings measured in the same run:
 #   - HTTP: an h2o hello-world (bench/hello_h2o.c, the server's library), one thread,
 #     driven by the very same client (bench/loadgen.c) at the same concurrency,
-#     once before tally's runs and once after (the ceiling is the mean);
+#     taking turns with tally in slices of the run (see SLICES below);
 #   - disk: SQLite WAL synchronous=FULL commits/s on the tasks table (each
 #     claim and each submit is one such commit in tally today).
 #
-#   bench/claim_submit.sh [TASKS] [SECONDS] [CONCURRENCIES]
-#       defaults: 200000 tasks, 10 s per run, "8 64" annotators
+#   [SLICES=5] bench/claim_submit.sh [TASKS] [SECONDS] [CONCURRENCIES]
+#       defaults: 200000 tasks, 10 s of tally per concurrency (and as much
+#       hello-world, plus one slice), "8 64" annotators
 #
 # Everything runs on 127.0.0.1 in a temp directory; every process started is
-# stopped on exit. About 95 s with the defaults (after `make`).
+# stopped on exit. About 80 s with the defaults (after `make`).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -33,63 +34,113 @@ C1=$(timeout 60 "$SQLITE_INSERT" commits "$TALLY_DB" "$TMP/commits.db" 3 1 | gre
 C100=$(timeout 60 "$SQLITE_INSERT" commits "$TALLY_DB" "$TMP/commits.db" 3 100 | grep '^RESULT')
 rm -f "$TMP"/commits.db*
 
-# The hello-world ceiling runs before and after tally's runs, and the table
-# takes the mean of the two: the host's speed drifts over a minute (other
-# tenants), and one measurement on one side would lean with the drift.
-hello_run() { # TAG
-	local c
-	PORT=$(free_port)
-	say "ceiling ($1 of 2): hello_h2o on 127.0.0.1:$PORT"
-	bg_start "$TMP/hello.log" "$HELLO" "$PORT"
-	HELLOPID=$BG_PID
-	wait_http "$HELLOPID" "$PORT" / || die "hello_h2o did not start"
-	for c in $CONCS; do
-		local t0 t1 n
-		say "hello-world GET: $c connections, $SECS s"
-		t0=$(cpu_ticks "$HELLOPID")
-		timeout $((SECS + 60)) "$RUNSTAT" "$TMP/hstat.$1.$c" "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" \
-			--get / | tee "$TMP/hello.$1.$c" >&2
-		t1=$(cpu_ticks "$HELLOPID")
-		# CPU per request, server and client, to set beside tally's per cycle
-		n=$(field get_n "$(grep '^RESULT' "$TMP/hello.$1.$c")")
-		[ "${n:-0}" -gt 0 ] && HWHERE[$1.$c]="server $(ticks_us $((t1 - t0)) "$n") µs, load generator $(runstat_us "$TMP/hstat.$1.$c" "$n") µs"
-	done
-	bg_stop "$HELLOPID"
+# Tally and its hello-world ceiling take turns: each run of SECS is cut into
+# SLICES slices, and the load generator alternates between the two servers,
+# hello first and last (H T H T … T H), so both see the same drifts of the
+# host's speed (other tenants move it by 15-25 % within a minute; a ceiling
+# measured only before and after a run leaned with the drift). A server idle
+# while the other is measured costs nothing. Throughput and CPU are summed
+# over the slices; a latency percentile is the highest of the slices'.
+SLICES=${SLICES:-5}
+SLICE=$(awk -v s="$SECS" -v n="$SLICES" 'BEGIN { printf "%.3f", s / n }')
+
+PORT=$(free_port)
+HPORT=$PORT
+bg_start "$TMP/hello.log" "$HELLO" "$HPORT"
+HELLOPID=$BG_PID
+wait_http "$HELLOPID" "$HPORT" / || die "hello_h2o did not start"
+
+# slice OUT PORT CPUPID LOADGEN-ARGS… — one slice of load; appends its RESULT
+# line to OUT.res, the load generator's CPU to OUT.lg, CPUPID's ticks to
+# OUT.ticks, and /proc/stat before and after to OUT.stat
+slice() {
+	local out=$1 port=$2 pid=$3 t0 t1
+	shift 3
+	t0=$(cpu_ticks "$pid")
+	head -n1 /proc/stat >>"$out.stat"
+	timeout $((SECS + 60)) "$RUNSTAT" "$out.one" "$LOADGEN" -p "$port" -c "$c" -d "$SLICE" "$@" >"$out.txt" 2>&1 ||
+		{ cat "$out.txt" >&2; die "loadgen failed"; }
+	head -n1 /proc/stat >>"$out.stat"
+	t1=$(cpu_ticks "$pid")
+	grep '^RESULT' "$out.txt" >>"$out.res"
+	cat "$out.one" >>"$out.lg"
+	echo $((t1 - t0)) >>"$out.ticks"
 }
 
-declare -A RES CPU HRES HRES1 HQ COMMITS WHERE HWHERE
-hello_run 1
-for c in $CONCS; do HRES1[$c]=$(grep '^RESULT' "$TMP/hello.1.$c"); done
+# sum KEY FILE — KEY summed over the RESULT lines of FILE; maxof: their highest
+sum() { tr ' ' '\n' <"$2" | sed -n "s/^$1=//p" | awk '{ s += $1 } END { printf "%.3f", s }'; }
+maxof() { tr ' ' '\n' <"$2" | sed -n "s/^$1=//p" | awk 'NR == 1 || $1 > m { m = $1 } END { printf "%.2f", m }'; }
+# merged FILE — one RESULT-like line for the slices of FILE
+merged() {
+	local secs n cyc k r
+	secs=$(sum secs "$1")
+	r="secs=$secs"
+	for k in get_n claim_n submit_n cycles errors; do
+		n=$(sum "$k" "$1")
+		r+=" $k=${n%.*}"
+	done
+	n=$(awk -v g="$(sum get_n "$1")" -v c="$(sum claim_n "$1")" -v u="$(sum submit_n "$1")" -v s="$secs" \
+		'BEGIN { printf "%.0f", (g + c + u) / s }')
+	cyc=$(awk -v c="$(sum cycles "$1")" -v s="$secs" 'BEGIN { printf "%.0f", c / s }')
+	r+=" req_s=$n cycles_s=$cyc"
+	for k in get claim submit; do
+		grep -q " ${k}_n=" "$1" || continue
+		r+=" ${k}_p50_ms=$(maxof "${k}_p50_ms" "$1") ${k}_p99_ms=$(maxof "${k}_p99_ms" "$1") ${k}_max_ms=$(maxof "${k}_max_ms" "$1")"
+	done
+	echo "RESULT $r"
+}
+# lg_cpu FILE — the load generator's user+system seconds over the slices, as runstat prints them
+lg_cpu() {
+	awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "user_s") u += kv[2]; if (kv[1] == "sys_s") s += kv[2] } }
+		END { printf "RESULT user_s=%.3f sys_s=%.3f\n", u, s }' "$1"
+}
+# stat_idle FILE — cpu_idle over the slices' /proc/stat pairs in FILE
+stat_idle() {
+	awk 'NR % 2 == 1 { for (i = 2; i <= 9; i++) a[i] = $i; next }
+		{ for (i = 2; i <= 9; i++) { d[i] += $i - a[i]; t += $i - a[i] } }
+		END { printf "%.0f%% idle, %.0f%% iowait, %.0f%% softirq", 100 * d[5] / t, 100 * d[6] / t, 100 * d[8] / t }' "$1"
+}
+
+declare -A RES CPU HRES COMMITS WHERE HWHERE
 for c in $CONCS; do
-	# a fresh server per run, so its own counters (if it logs any) are per run
+	# a fresh server per concurrency, so its own counters are per run
 	# shellcheck disable=SC2086 # SERVE_ARGS: extra serve options, split on purpose
 	serve_start "$TMP/serve.$c.log" ${SERVE_ARGS:-}
-	say "claim+submit: $c annotators, $SECS s (tally serve on 127.0.0.1:$PORT)"
 	head -n "$c" "$TMP/keys" >"$TMP/keys.$c"
-	t0=$(cpu_ticks "$SERVE")
+	say "claim+submit against hello-world: $c annotators / connections, $SLICES slices of $SLICE s each, taking turns (tally serve on 127.0.0.1:$PORT, hello_h2o on $HPORT)"
 	thread_ticks "$SERVE" >"$TMP/thr0.$c"
-	head -n1 /proc/stat >"$TMP/stat0.$c"
-	timeout $((SECS + 60)) "$RUNSTAT" "$TMP/lgstat.$c" "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" \
-		--claim "$PRJ" --keys "$TMP/keys.$c" \
-		--answer '{"answers":{"label":"positive"},"duration_ms":1200}' | tee "$TMP/lg.$c" >&2
-	head -n1 /proc/stat >"$TMP/stat1.$c"
+	for i in $(seq 1 "$SLICES"); do
+		slice "$TMP/h.$c" "$HPORT" "$HELLOPID" --get /
+		slice "$TMP/t.$c" "$PORT" "$SERVE" --claim "$PRJ" --keys "$TMP/keys.$c" \
+			--answer '{"answers":{"label":"positive"},"duration_ms":1200}'
+	done
+	slice "$TMP/h.$c" "$HPORT" "$HELLOPID" --get /
 	thread_ticks "$SERVE" >"$TMP/thr1.$c"
-	t1=$(cpu_ticks "$SERVE")
 	bg_stop "$SERVE"
-	RES[$c]=$(grep '^RESULT' "$TMP/lg.$c")
+	RES[$c]=$(merged "$TMP/t.$c.res")
+	HRES[$c]=$(merged "$TMP/h.$c.res")
+	lg_cpu "$TMP/t.$c.lg" >"$TMP/lgstat.$c"
+	lg_cpu "$TMP/h.$c.lg" >"$TMP/hstat.$c"
+	sed 's/^/slice: tally /' "$TMP/t.$c.res" >&2
+	sed 's/^/slice: hello /' "$TMP/h.$c.res" >&2
 	# where a cycle's CPU goes: the server's threads by name, the client, the machine
 	cyc=$(field cycles "${RES[$c]}")
+	ticks=$(awk '{ s += $1 } END { print s + 0 }' "$TMP/t.$c.ticks")
 	if [ "${cyc:-0}" -gt 0 ]; then
-		WHERE[$c]="server $(ticks_us $((t1 - t0)) "$cyc") µs ($(per_cycle "$TMP/thr0.$c" "$TMP/thr1.$c" "$cyc"))"
+		WHERE[$c]="server $(ticks_us "$ticks" "$cyc") µs ($(per_cycle "$TMP/thr0.$c" "$TMP/thr1.$c" "$cyc"))"
 		WHERE[$c]+=", load generator $(runstat_us "$TMP/lgstat.$c" "$cyc") µs"
-		WHERE[$c]+="; machine $(cpu_idle "$TMP/stat0.$c" "$TMP/stat1.$c")"
+		WHERE[$c]+="; machine $(stat_idle "$TMP/t.$c.stat")"
 	fi
-	CPU[$c]=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$(field secs "${RES[$c]}")" \
+	n=$(field get_n "${HRES[$c]}")
+	hticks=$(awk '{ s += $1 } END { print s + 0 }' "$TMP/h.$c.ticks")
+	[ "${n:-0}" -gt 0 ] && HWHERE[$c]="server $(ticks_us "$hticks" "$n") µs, load generator $(runstat_us "$TMP/hstat.$c" "$n") µs"
+	CPU[$c]=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v s="$(field secs "${RES[$c]}")" \
 		'BEGIN { printf "%.0f%%", 100 * t / hz / s }')
 	# the server's own count, when it logs one ("N requests in M commits; ... syncs ...")
 	COMMITS[$c]=$(sed -n 's/.*stopped (\(.* requests in .*\))$/\1/p' "$TMP/serve.$c.log" | tail -n1)
 	grep -iv 'listening\|draining\|stopped' "$TMP/serve.$c.log" | head -n 5 | sed "s/^/server log ($c): /" >&2 || true
 done
+bg_stop "$HELLOPID"
 
 # integrity after the load: no task over max_responses (1), responses = cycles
 SANITY="(sqlite3 CLI not found: not checked)"
@@ -104,12 +155,6 @@ if command -v sqlite3 >/dev/null; then
 	[ "$NRESP" -le $((NCYC + NCONN)) ] || SANITY="$SANITY  <-- odd: more responses than submits sent"
 fi
 
-hello_run 2
-for c in $CONCS; do # the ceiling: the mean of the runs before and after tally's
-	HRES[$c]=$(grep '^RESULT' "$TMP/hello.2.$c")
-	HQ[$c]=$(awk -v a="$(field req_s "${HRES1[$c]}")" -v b="$(field req_s "${HRES[$c]}")" 'BEGIN { printf "%.0f", (a + b) / 2 }')
-done
-
 # ---- the table -----------------------------------------------------------------
 c1=$(field commits_s "$C1")
 c100=$(field rows_s "$C100")
@@ -121,7 +166,7 @@ printf '| %-52s | %-14s | %-44s | %-7s |\n' "what" "figure" "ceiling in the same
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..9})"
 for c in $CONCS; do
 	r=${RES[$c]} h=${HRES[$c]}
-	rq=$(field req_s "$r") hq=${HQ[$c]}
+	rq=$(field req_s "$r") hq=$(field req_s "$h")
 	printf '| %-52s | %-14s | %-44s | %-7s |\n' \
 		"claim+submit, $c annotators: HTTP requests/s" "$rq req/s" "hello-world h2o, $c conns: $hq req/s" "$(ratio "$rq" "$hq")"
 	printf '| %-52s | %-14s | %-44s | %-7s |\n' \
@@ -131,7 +176,7 @@ for c in $CONCS; do
 done
 # the issue's two targets for the loop, at 64 annotators
 if [ -n "${RES[64]:-}" ]; then
-	awk -v cy="$(field cycles_s "${RES[64]}")" -v rq="$(field req_s "${RES[64]}")" -v hq="${HQ[64]}" 'BEGIN {
+	awk -v cy="$(field cycles_s "${RES[64]}")" -v rq="$(field req_s "${RES[64]}")" -v hq="$(field req_s "${HRES[64]}")" 'BEGIN {
 		r = hq > 0 ? 100 * rq / hq : 0
 		printf "\ntargets, 64 annotators: %d cycles/s against 10,000: %s; %.1f %% of hello-world'"'"'s req/s against 25 %%: %s\n",
 			cy, (cy >= 10000 ? "PASS" : "FAIL"), r, (r >= 25 ? "PASS" : "FAIL")
@@ -157,10 +202,11 @@ for c in $CONCS; do
 done
 for c in $CONCS; do
 	[ -z "${WHERE[$c]:-}" ] || echo "CPU per cycle ($c annotators): ${WHERE[$c]}"
-	[ -z "${HWHERE[1.$c]:-}" ] || echo "CPU per hello-world request ($c connections): ${HWHERE[1.$c]} before; ${HWHERE[2.$c]:-n/a} after"
+	[ -z "${HWHERE[$c]:-}" ] || echo "CPU per hello-world request ($c connections): ${HWHERE[$c]}"
 done
 for c in $CONCS; do
-	echo "hello-world, $c connections: $(field req_s "${HRES1[$c]}") req/s before tally's runs, $(field req_s "${HRES[$c]}") after; the ceiling is their mean"
+	echo "hello-world, $c connections, slice by slice (req/s): $(tr ' ' '\n' <"$TMP/h.$c.res" | sed -n 's/^req_s=//p' | paste -sd ' ')"
+	echo "tally, $c annotators, slice by slice (req/s): $(tr ' ' '\n' <"$TMP/t.$c.res" | sed -n 's/^req_s=//p' | paste -sd ' ')"
 done
 echo "group-commit headroom: SQLite 100 rows/commit (FULL) = $c100 rows/s in this run"
 echo "integrity: $SANITY"
