@@ -262,8 +262,13 @@ static enum tly_code db_fail(struct store *s, struct tly_err *err, const char *w
 	/* the one failure a retry later fixes by itself: busy, not internal
 	 * (the server answers 503 with Retry-After; the batcher counts on
 	 * busy at a commit meaning exactly this). An exhausted quota comes as
-	 * FULL too (walbuf.c). */
-	if ((rc & 0xff) == SQLITE_FULL) {
+	 * FULL too (walbuf.c). The unix VFS says FULL only for the database's
+	 * and the log's own writes: when growing the -shm file (the log's
+	 * index) meets a full disk, it says IOERR_SHMSIZE, and the errno
+	 * SQLite kept tells the two apart. */
+	if ((rc & 0xff) == SQLITE_FULL ||
+	    ((rc & 0xff) == SQLITE_IOERR &&
+	     (sqlite3_system_errno(DB(s)) == ENOSPC || sqlite3_system_errno(DB(s)) == EDQUOT))) {
 		((struct sqlite_store *)s)->full = 1;
 		return tly_err_set(err, TLY_EBUSY, "", "%s: the disk that holds the database is full",
 				   what);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,9 @@
 #include "testkit.h"
 
 static int disk_full;
+/* set: growing a -shm file (the WAL's index) fails as on a full disk, past
+ * the regions mapped so far (shm_regions) */
+static int shm_full, shm_regions, shm_refused;
 static sqlite3_vfs *real_vfs, full_vfs;
 /* the unix VFS gives the database and its WAL different methods (locking,
  * none): each set is copied once with its write swapped */
@@ -48,7 +52,27 @@ static int full_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
 	return real->xWrite(f, p, n, off);
 }
 
-/* the real file, with only its write method swapped */
+/* The unix VFS grows the -shm file by writing into each new page; on a full
+ * disk that write fails, and it says SQLITE_IOERR_SHMSIZE, with errno
+ * ENOSPC. */
+static int full_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp)
+{
+	const sqlite3_io_methods *real = real_of(f);
+	int rc;
+
+	if (shm_full && extend && pg >= shm_regions) {
+		*pp = NULL;
+		shm_refused++;
+		errno = ENOSPC;
+		return SQLITE_IOERR_SHMSIZE;
+	}
+	rc = real->xShmMap(f, pg, pgsz, extend, pp);
+	if (rc == SQLITE_OK && *pp && pg >= shm_regions)
+		shm_regions = pg + 1;
+	return rc;
+}
+
+/* the real file, with only its write and shm-map methods swapped */
 static int full_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
 {
 	int rc = real_vfs->xOpen(real_vfs, name, f, flags, out), i;
@@ -63,6 +87,8 @@ static int full_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int fl
 		sets[i].real = f->pMethods;
 		sets[i].full = *f->pMethods;
 		sets[i].full.xWrite = full_write;
+		if (sets[i].full.iVersion >= 2 && sets[i].full.xShmMap)
+			sets[i].full.xShmMap = full_shm_map;
 	}
 	f->pMethods = &sets[i].full;
 	return rc;
@@ -70,13 +96,13 @@ static int full_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int fl
 
 static int setup(void **state)
 {
-	disk_full = 0;
+	disk_full = shm_full = shm_regions = shm_refused = 0;
 	return tk_store_setup(state, "full");
 }
 
 static int teardown(void **state)
 {
-	disk_full = 0;
+	disk_full = shm_full = 0;
 	return tk_store_teardown(state);
 }
 
@@ -171,6 +197,56 @@ static void test_a_statement_that_meets_a_full_disk_dooms_its_batch_busy(void **
 	assert_true(has(s, "after"));
 }
 
+/* The WAL's index lives in the -shm file, 32 KiB for every 4,096 frames or
+ * so: a transaction that takes the log past that must grow it, and on a full
+ * disk that fails in its own way (IOERR_SHMSIZE, not FULL). It is a full disk
+ * all the same: busy, nothing kept, and the store usable once space is freed. */
+static void test_an_index_of_the_log_that_cannot_grow_is_a_full_disk(void **state)
+{
+	struct tk_store *w = *state;
+	struct store *s = w->s;
+	struct tly_err err;
+	char key[32], val[3000];
+	enum tly_code rc = TLY_OK;
+	int i;
+
+	memset(val, 'y', sizeof(val) - 1);
+	val[sizeof(val) - 1] = '\0';
+	tly_err_clear(&err);
+	assert_int_equal(s->ops->cache_limit(s, 1, &err), TLY_OK); /* spill as it goes */
+	commit_one(s, "before");
+	assert_true(shm_regions >= 1);
+	shm_full = 1;
+	assert_int_equal(s->ops->begin(s, &err), TLY_OK);
+	/* a page a row: past 4,096 frames the index needs its next 32 KiB */
+	for (i = 0; i < 6000 && rc == TLY_OK; i++) {
+		snprintf(key, sizeof(key), "big%d", i);
+		rc = put(s, key, val, &err);
+	}
+	if (rc == TLY_OK) /* not met while spilling: then at the commit */
+		rc = s->ops->commit(s, &err);
+	else
+		s->ops->rollback(s);
+	assert_int_equal(rc, TLY_EBUSY);
+	assert_non_null(strstr(err.message, "full"));
+	assert_true(shm_refused > 0); /* it was the index's growth that met it */
+	assert_true(i > 1000);
+	shm_full = 0;
+	assert_true(has(s, "before"));
+	assert_false(has(s, "big0"));
+	commit_one(s, "after");
+	assert_true(has(s, "after"));
+	/* space again: the same transaction commits, and the index grows */
+	assert_int_equal(s->ops->begin(s, &err), TLY_OK);
+	for (int j = 0; j < i; j++) {
+		snprintf(key, sizeof(key), "big%d", j);
+		assert_int_equal(put(s, key, val, &err), TLY_OK);
+	}
+	assert_int_equal(s->ops->commit(s, &err), TLY_OK);
+	assert_true(shm_regions >= 2);
+	assert_true(has(s, "big0"));
+}
+
 static json_t *schema_named(const char *name)
 {
 	json_t *j = json_pack("{s:s, s:[{s:s, s:s}], s:[{s:s, s:s, s:[s, s]}]}", "name", name,
@@ -236,6 +312,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_a_commit_on_a_full_disk_is_busy_and_keeps_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_statement_that_meets_a_full_disk_dooms_its_batch_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_project_whose_batch_failed_is_forgotten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_index_of_the_log_that_cannot_grow_is_a_full_disk, setup, teardown),
 	};
 
 	/* the default VFS before the store's first open, which wraps the default */
