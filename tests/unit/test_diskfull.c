@@ -134,6 +134,19 @@ static void commit_one(struct store *s, const char *key)
 	assert_int_equal(s->ops->commit(s, &err), TLY_OK);
 }
 
+/* A page cache of a page, so a big transaction spills to the WAL as it goes;
+ * "before" committed; val filled with n - 1 of c. */
+static void spilling(struct store *s, char *val, size_t n, char c)
+{
+	struct tly_err err;
+
+	memset(val, c, n - 1);
+	val[n - 1] = '\0';
+	tly_err_clear(&err);
+	assert_int_equal(s->ops->cache_limit(s, 1, &err), TLY_OK);
+	commit_one(s, "before");
+}
+
 static void test_a_commit_on_a_full_disk_is_busy_and_keeps_nothing(void **state)
 {
 	struct tk_store *w = *state;
@@ -166,12 +179,8 @@ static void test_a_statement_that_meets_a_full_disk_dooms_its_batch_busy(void **
 	enum tly_code rc = TLY_OK;
 	int i;
 
-	memset(val, 'x', sizeof(val) - 1);
-	val[sizeof(val) - 1] = '\0';
+	spilling(s, val, sizeof(val), 'x');
 	tly_err_clear(&err);
-	/* a page cache of a few pages: a big transaction spills to the WAL */
-	assert_int_equal(s->ops->cache_limit(s, 1, &err), TLY_OK);
-	commit_one(s, "before");
 	assert_int_equal(s->ops->begin(s, &err), TLY_OK);
 	assert_int_equal(put(s, "first", "v", &err), TLY_OK);
 	disk_full = 1;
@@ -210,11 +219,8 @@ static void test_an_index_of_the_log_that_cannot_grow_is_a_full_disk(void **stat
 	enum tly_code rc = TLY_OK;
 	int i;
 
-	memset(val, 'y', sizeof(val) - 1);
-	val[sizeof(val) - 1] = '\0';
+	spilling(s, val, sizeof(val), 'y');
 	tly_err_clear(&err);
-	assert_int_equal(s->ops->cache_limit(s, 1, &err), TLY_OK); /* spill as it goes */
-	commit_one(s, "before");
 	assert_true(shm_regions >= 1);
 	shm_full = 1;
 	assert_int_equal(s->ops->begin(s, &err), TLY_OK);
