@@ -148,8 +148,8 @@ if command -v sqlite3 >/dev/null; then
 	NRESP=$(sqlite3 "$TALLY_DB" "SELECT count(*) FROM responses")
 	NOVER=$(sqlite3 "$TALLY_DB" "SELECT count(*) FROM (SELECT task_id FROM responses GROUP BY task_id HAVING count(*) > 1)")
 	NCYC=0 NCONN=0
-	for c in $CONCS; do NCYC=$((NCYC + $(field cycles "${RES[$c]}"))) NCONN=$((NCONN + c)); done
-	SANITY="$NRESP responses stored for $NCYC submits answered 201 (a submit in flight at a stop may add one per connection); tasks with more than one response: $NOVER"
+	for c in $CONCS; do NCYC=$((NCYC + $(field cycles "${RES[$c]}"))) NCONN=$((NCONN + c * SLICES)); done
+	SANITY="$NRESP responses stored for $NCYC submits answered 201 (a submit in flight at the end of a slice may add one per connection and slice); tasks with more than one response: $NOVER"
 	[ "$NOVER" = 0 ] || SANITY="$SANITY  <-- BUG: max_responses broken"
 	[ "$NRESP" -ge "$NCYC" ] || SANITY="$SANITY  <-- BUG: fewer responses stored than acknowledged"
 	[ "$NRESP" -le $((NCYC + NCONN)) ] || SANITY="$SANITY  <-- odd: more responses than submits sent"
