@@ -51,7 +51,7 @@ HELLOPID=$BG_PID
 wait_http "$HELLOPID" "$HPORT" / || die "hello_h2o did not start"
 
 # slice OUT PORT CPUPID LOADGEN-ARGS… — one slice of load; appends its RESULT
-# line to OUT.res, the load generator's CPU to OUT.lg, CPUPID's ticks to
+# line to OUT.res, the load generator's CPU (runstat's line) to OUT.lg, CPUPID's ticks to
 # OUT.ticks, and /proc/stat before and after to OUT.stat
 slice() {
 	local out=$1 port=$2 pid=$3 t0 t1
@@ -89,18 +89,6 @@ merged() {
 	done
 	echo "RESULT $r"
 }
-# lg_cpu FILE — the load generator's user+system seconds over the slices, as runstat prints them
-lg_cpu() {
-	awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "user_s") u += kv[2]; if (kv[1] == "sys_s") s += kv[2] } }
-		END { printf "RESULT user_s=%.3f sys_s=%.3f\n", u, s }' "$1"
-}
-# stat_idle FILE — cpu_idle over the slices' /proc/stat pairs in FILE
-stat_idle() {
-	awk 'NR % 2 == 1 { for (i = 2; i <= 9; i++) a[i] = $i; next }
-		{ for (i = 2; i <= 9; i++) { d[i] += $i - a[i]; t += $i - a[i] } }
-		END { printf "%.0f%% idle, %.0f%% iowait, %.0f%% softirq", 100 * d[5] / t, 100 * d[6] / t, 100 * d[8] / t }' "$1"
-}
-
 declare -A RES CPU HRES COMMITS WHERE HWHERE
 for c in $CONCS; do
 	# a fresh server per concurrency, so its own counters are per run
@@ -119,8 +107,6 @@ for c in $CONCS; do
 	bg_stop "$SERVE"
 	RES[$c]=$(merged "$TMP/t.$c.res")
 	HRES[$c]=$(merged "$TMP/h.$c.res")
-	lg_cpu "$TMP/t.$c.lg" >"$TMP/lgstat.$c"
-	lg_cpu "$TMP/h.$c.lg" >"$TMP/hstat.$c"
 	sed 's/^/slice: tally /' "$TMP/t.$c.res" >&2
 	sed 's/^/slice: hello /' "$TMP/h.$c.res" >&2
 	# where a cycle's CPU goes: the server's threads by name, the client, the machine
@@ -128,12 +114,12 @@ for c in $CONCS; do
 	ticks=$(awk '{ s += $1 } END { print s + 0 }' "$TMP/t.$c.ticks")
 	if [ "${cyc:-0}" -gt 0 ]; then
 		WHERE[$c]="server $(ticks_us "$ticks" "$cyc") µs ($(per_cycle "$TMP/thr0.$c" "$TMP/thr1.$c" "$cyc"))"
-		WHERE[$c]+=", load generator $(runstat_us "$TMP/lgstat.$c" "$cyc") µs"
-		WHERE[$c]+="; machine $(stat_idle "$TMP/t.$c.stat")"
+		WHERE[$c]+=", load generator $(runstat_us "$TMP/t.$c.lg" "$cyc") µs"
+		WHERE[$c]+="; machine $(cpu_idle "$TMP/t.$c.stat")"
 	fi
 	n=$(field get_n "${HRES[$c]}")
 	hticks=$(awk '{ s += $1 } END { print s + 0 }' "$TMP/h.$c.ticks")
-	[ "${n:-0}" -gt 0 ] && HWHERE[$c]="server $(ticks_us "$hticks" "$n") µs, load generator $(runstat_us "$TMP/hstat.$c" "$n") µs"
+	[ "${n:-0}" -gt 0 ] && HWHERE[$c]="server $(ticks_us "$hticks" "$n") µs, load generator $(runstat_us "$TMP/h.$c.lg" "$n") µs"
 	CPU[$c]=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v s="$(field secs "${RES[$c]}")" \
 		'BEGIN { printf "%.0f%%", 100 * t / hz / s }')
 	# the server's own count, when it logs one ("N requests in M commits; ... syncs ...")

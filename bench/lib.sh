@@ -148,13 +148,12 @@ ticks_us() {
 	awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%d", 1e6 * t / hz / n }'
 }
 
-# runstat_us FILE N — the CPU a command run under runstat used (user + system),
-# as whole µs per one of N
+# runstat_us FILE N — the CPU that the commands run under runstat used (user +
+# system; summed over FILE's lines, one per command), as whole µs per one of N
 runstat_us() {
-	local st
-	st=$(cat "$1" 2>/dev/null || true)
-	awk -v u="$(field user_s "$st")" -v s="$(field sys_s "$st")" -v n="$2" \
-		'BEGIN { printf "%d", 1e6 * (u + s) / n }'
+	awk -v n="$2" '{ for (i = 1; i <= NF; i++) { split($i, kv, "=")
+			if (kv[1] == "user_s" || kv[1] == "sys_s") t += kv[2] } }
+		END { printf "%d", 1e6 * t / n }' "$1" 2>/dev/null || echo 0
 }
 
 # per_cycle BEFORE AFTER CYCLES — from two thread_ticks snapshots: "name µs, …"
@@ -168,12 +167,12 @@ per_cycle() {
 		}' "$1" "$2" | sort -rn | awk '{ printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 } END { print "" }'
 }
 
-# cpu_idle BEFORE AFTER — idle, iowait and softirq shares of the machine between two
-# copies of /proc/stat's first line
+# cpu_idle FILE — idle, iowait and softirq shares of the machine over the
+# spans in FILE: pairs of /proc/stat first lines (before, after), summed
 cpu_idle() {
-	cat "$1" "$2" | awk '{ for (i = 2; i <= 9; i++) v[NR, i] = $i }
-		END { for (i = 2; i <= 9; i++) { d[i] = v[2, i] - v[1, i]; t += d[i] }
-		      printf "%.0f%% idle, %.0f%% iowait, %.0f%% softirq", 100 * d[5] / t, 100 * d[6] / t, 100 * d[8] / t }'
+	awk 'NR % 2 == 1 { for (i = 2; i <= 9; i++) a[i] = $i; next }
+		{ for (i = 2; i <= 9; i++) { d[i] += $i - a[i]; t += $i - a[i] } }
+		END { printf "%.0f%% idle, %.0f%% iowait, %.0f%% softirq", 100 * d[5] / t, 100 * d[6] / t, 100 * d[8] / t }' "$1"
 }
 
 # field KEY LINE — the value of KEY=… in a "RESULT k=v …" line
