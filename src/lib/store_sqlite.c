@@ -255,7 +255,7 @@ struct sqlite_store {
 
 static enum tly_code db_fail(struct store *s, struct tly_err *err, const char *what)
 {
-	int rc = sqlite3_extended_errcode(DB(s));
+	int rc = sqlite3_extended_errcode(DB(s)), sys = sqlite3_system_errno(DB(s));
 
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
 		return tly_err_set(err, TLY_ECONFLICT, "", "%s: %s", what, sqlite3_errmsg(DB(s)));
@@ -267,8 +267,7 @@ static enum tly_code db_fail(struct store *s, struct tly_err *err, const char *w
 	 * index) meets a full disk, it says IOERR_SHMSIZE, and the errno
 	 * SQLite kept tells the two apart. */
 	if ((rc & 0xff) == SQLITE_FULL ||
-	    ((rc & 0xff) == SQLITE_IOERR &&
-	     (sqlite3_system_errno(DB(s)) == ENOSPC || sqlite3_system_errno(DB(s)) == EDQUOT))) {
+	    ((rc & 0xff) == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT))) {
 		((struct sqlite_store *)s)->full = 1;
 		return tly_err_set(err, TLY_EBUSY, "", "%s: the disk that holds the database is full",
 				   what);
