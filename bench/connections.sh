@@ -6,10 +6,12 @@
 # the same connection count for the same time.
 #
 #   bench/connections.sh [CONNS] [SECONDS] [TASKS] [RATE]
-#       defaults: 1000 connections, 60 s, 800000 tasks in each of two
-#       projects (one per run: more than 1000 annotators label in 60 s here;
-#       a run that empties its project is flagged, as its claims then answer
-#       204 at no cost), 10 requests/s per connection
+#       defaults: 1000 connections, 60 s, 2000000 tasks, 10 requests/s per
+#       connection. Each run has its own project: the flat-out run gets TASKS
+#       (1,000 annotators labelled 800,000 in 43 s on a fast host), the paced
+#       one 1.5 times what its rate can label (CONNS x RATE / 2 x SECONDS).
+#       A run that empties its project is flagged, as its claims then answer
+#       204 at no cost.
 #
 # Two runs each: paced (every connection RATE requests/s, latency from when
 # each request was due, so queueing is not hidden) and flat out (every
@@ -27,7 +29,7 @@ set -euo pipefail
 
 CONNS=${1:-1000}
 SECS=${2:-60}
-TASKS=${3:-800000}
+TASKS=${3:-2000000}
 RATE=${4:-10}
 [ "$CONNS" -ge 1 ] && [ "$CONNS" -le 4096 ] && [ "$TASKS" -ge "$CONNS" ] || die "usage: $0 [CONNS<=4096] [SECONDS] [TASKS]"
 
@@ -49,10 +51,13 @@ annotators "$ORG" "$CONNS" bench.test
 [ "$(wc -l <"$TMP/keys")" = "$CONNS" ] || die "made $(wc -l <"$TMP/keys") keys for $CONNS annotators"
 write_schema "$TMP/schema.json"
 gen_tasks "$TASKS" "$TMP/tasks.jsonl"
-declare -A PRJ
+declare -A PRJ NTASKS
+NTASKS[flat]=$TASKS
+NTASKS[paced]=$((CONNS * RATE * SECS * 3 / 4 + CONNS))
+[ "${NTASKS[paced]}" -le "$TASKS" ] || NTASKS[paced]=$TASKS
 for tag in paced flat; do
 	PRJ[$tag]=$("$TALLY" project create --org "$ORG" --schema "$TMP/schema.json")
-	timeout 300 "$TALLY" import "${PRJ[$tag]}" "$TMP/tasks.jsonl" >/dev/null
+	head -n "${NTASKS[$tag]}" "$TMP/tasks.jsonl" | timeout 300 "$TALLY" import "${PRJ[$tag]}" - --format jsonl >/dev/null
 done
 rm -f "$TMP/tasks.jsonl"
 say "setup done in $(($(date +%s) - T0)) s"
@@ -104,26 +109,36 @@ SERVER_ERRS=$(cat "$TMP"/serve.*.log | grep -ciE 'error|too many|cannot|fail' ||
 pf() { awk -v v="$1" -v t="$2" 'BEGIN { print (v < t) ? "PASS" : "FAIL" }'; }
 echo
 echo "tally $CONNS connections — $(date -u +%Y-%m-%dT%H:%MZ), $(machine)"
-echo "$CONNS keep-alive connections, one annotator (own key) each, claim -> submit for $SECS s per run; $TASKS tasks, min=max=1; client bench/loadgen (1 thread)"
+echo "$CONNS keep-alive connections, one annotator (own key) each, claim -> submit for $SECS s per run; ${NTASKS[paced]} and ${NTASKS[flat]} tasks (paced, flat), min=max=1; client bench/loadgen (1 thread)"
 echo "paced: each connection sends $RATE requests/s ($((CONNS * RATE)) req/s offered in all), latency counted from when each request was due;"
 echo "flat out: each connection sends its next request as soon as the answer is back (a throughput test: latency is queueing)"
 echo
-printf '| %-9s | %-14s | %-9s | %-24s | %-24s | %-12s | %-30s | %-6s |\n' "load" "req/s" "errors" "claim p50 / p99 ms" "submit p50 / p99 ms" "server CPU" "hello-world: req/s, p50 / p99" "p99<50"
+printf '| %-9s | %-14s | %-9s | %-24s | %-24s | %-12s | %-30s | %-6s |\n' "load" "req/s" "errors" "claim p50 / p99 ms" "submit p50 / p99 ms" "server CPU" "hello-world: req/s, p50 / p99" "target"
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "-----------" "----------------" "-----------" "--------------------------" "--------------------------" "--------------" "--------------------------------" "--------"
 for tag in paced flat; do
 	R=$(grep '^RESULT' "$TMP/lg.$tag") H=$(grep '^RESULT' "$TMP/lg.h$tag")
 	worst=$(awk -v a="$(field claim_p99_ms "$R")" -v b="$(field submit_p99_ms "$R")" 'BEGIN { print (a > b ? a : b) }')
 	cpu=$CPU; [ "$tag" = paced ] && cpu=$CPU_P
+	# the target is the paced run's: flat out, any server's latency is about
+	# CONNS / throughput (Little's law), so p99 < 50 ms there would be a
+	# throughput target in disguise; its p99 is shown, and its verdict is not one
+	verdict="$(pf "$worst" 50)"
+	[ "$(field errors "$R")" = 0 ] || verdict=FAIL
+	[ "$tag" = paced ] || verdict="— ($worst)"
 	printf '| %-9s | %-14s | %-9s | %-24s | %-24s | %-12s | %-30s | %-6s |\n' "$tag" "$(field req_s "$R")" "$(field errors "$R")" \
 		"$(field claim_p50_ms "$R") / $(field claim_p99_ms "$R")" "$(field submit_p50_ms "$R") / $(field submit_p99_ms "$R")" "$cpu" \
-		"$(field req_s "$H"), $(field get_p50_ms "$H") / $(field get_p99_ms "$H")" "$(pf "$worst" 50)"
+		"$(field req_s "$H"), $(field get_p50_ms "$H") / $(field get_p99_ms "$H")" "$verdict"
 done
 echo
 for tag in paced flat; do
 	R=$(grep '^RESULT' "$TMP/lg.$tag")
-	echo "$tag run: $(field cycles "$R") tasks labelled in $(field secs "$R") s of its own project's $TASKS" \
+	echo "$tag run: $(field cycles "$R") tasks labelled in $(field secs "$R") s of its own project's ${NTASKS[$tag]}" \
 		"$([ "$(field done "$R")" = 0 ] || echo "  <-- RAN DRY: $(field done "$R") annotators got 204; raise TASKS")"
 done
+R=$(grep '^RESULT' "$TMP/lg.flat") H=$(grep '^RESULT' "$TMP/lg.hflat")
+echo "target (issue): zero errors and p99 under 50 ms with $CONNS connections, read on the paced run; flat out, mean latency is $CONNS / throughput for any server:" \
+	"tally $(awk -v c="$CONNS" -v r="$(field req_s "$R")" 'BEGIN { printf "%.1f", (r > 0 ? 1000 * c / r : 0) }') ms," \
+	"hello-world $(awk -v c="$CONNS" -v r="$(field req_s "$H")" 'BEGIN { printf "%.1f", (r > 0 ? 1000 * c / r : 0) }') ms"
 echo "responses stored in all: $NRESP; tasks with more than one response: $NOVER"
 echo "server: peak RSS $((RSS / 1024)) MiB, $NFD fds open at the end of the load, open-file limit $NOFILE, alive after the load: $ALIVE"
 echo "server log lines that look like errors: $SERVER_ERRS"
