@@ -32,8 +32,6 @@ struct batcher {
 	pthread_mutex_t *lock;        /* the library lock */
 	int open;                     /* under *lock: a batch is open... */
 	uint64_t seq;                 /* ...with this number (the last one, when none is) */
-	int64_t opened_us;            /* ...since then */
-	int joined;                   /* ...holding this many requests */
 
 	pthread_mutex_t qmu;          /* the replies that wait for the disk */
 	pthread_cond_t swake;         /* the syncer's */
@@ -71,18 +69,14 @@ uint64_t batch_join(struct batcher *b)
 {
 	struct tly_err err;
 
-	if (b->open) {
-		b->joined++;
+	if (b->open)
 		return b->seq;
-	}
 	tly_err_clear(&err);
 	if (b->s->ops->begin(b->s, &err) != TLY_OK) {
 		fprintf(stderr, "tally: cannot open a batch: %s\n", err.message);
 		return 0;
 	}
 	b->open = 1;
-	b->opened_us = now_us();
-	b->joined = 1;
 	return ++b->seq;
 }
 
@@ -337,31 +331,6 @@ static void *syncer_main(void *arg)
 		}
 	}
 	return NULL;
-}
-
-/* When to commit a batch: once the executor ran every request it had, if
- * the disk is idle, or else once the batch is BATCH_MIN_US old (a busy disk
- * lets batches grow instead of taking many small commits) or holds
- * BATCH_FULL requests. */
-#define BATCH_MIN_US 500
-#define BATCH_FULL 256
-
-int batch_due(struct batcher *b, int64_t *wait_us)
-{
-	int64_t age;
-	int idle;
-
-	*wait_us = -1;
-	if (!b->open)
-		return 0;
-	age = now_us() - b->opened_us;
-	pthread_mutex_lock(&b->qmu);
-	idle = b->synced >= b->committed;
-	pthread_mutex_unlock(&b->qmu);
-	if (idle || age >= BATCH_MIN_US || b->joined >= BATCH_FULL)
-		return 1;
-	*wait_us = BATCH_MIN_US - age;
-	return 0;
 }
 
 static void *checkpointer_main(void *arg)

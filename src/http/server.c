@@ -1293,21 +1293,15 @@ static void jobq_push(struct jobq *q, struct job *j)
 	pthread_mutex_unlock(&q->mu);
 }
 
-/* Every queued job, in order. With none queued it first waits for one, up
- * to wait_us (-1: as long as it takes). NULL, and *stopped set, once the
- * queue is stopped and empty. */
-static struct job *jobq_take(struct jobq *q, int64_t wait_us, int *stopped)
+/* Every queued job, in order. With none queued it first waits for one.
+ * NULL, and *stopped set, once the queue is stopped and empty. */
+static struct job *jobq_take(struct jobq *q, int *stopped)
 {
 	struct job *list;
 
 	pthread_mutex_lock(&q->mu);
-	if (!q->head && !q->stop) {
-		if (wait_us < 0) {
-			pthread_cond_wait(&q->wake, &q->mu);
-		} else {
-			tly_cond_wait_us(&q->wake, &q->mu, wait_us);
-		}
-	}
+	if (!q->head && !q->stop)
+		pthread_cond_wait(&q->wake, &q->mu);
 	*stopped = !q->head && q->stop;
 	list = q->head;
 	q->head = NULL;
@@ -1347,7 +1341,7 @@ static void *reader_main(void *arg)
 	pthread_setname_np(pthread_self(), q == &srv->rp ? "tally-report" : "tally-read");
 
 	while (!stopped) {
-		for (list = jobq_take(q, -1, &stopped); list; list = next) {
+		for (list = jobq_take(q, &stopped); list; list = next) {
 			next = list->next;
 			execute_read(srv, q, list);
 		}
@@ -1363,19 +1357,16 @@ static void *executor_main(void *arg)
 {
 	struct server *srv = arg;
 	struct job *list, *next;
-	int64_t wait_us;
-	int due, stopped = 0;
+	int stopped = 0;
 
 	pthread_setname_np(pthread_self(), "tally-exec"); /* top -H, perf, gdb */
 
 	while (!stopped) {
-		/* between passes: commit the batch when it is due */
+		/* between passes: commit what the last pass wrote (see batch.h) */
 		pthread_mutex_lock(&srv->lock);
-		if ((due = batch_due(srv->batch, &wait_us)))
-			batch_commit(srv->batch);
+		batch_commit(srv->batch);
 		pthread_mutex_unlock(&srv->lock);
-		/* nothing open (or just committed): sleep until a job comes */
-		for (list = jobq_take(&srv->x, due ? -1 : wait_us, &stopped); list; list = next) {
+		for (list = jobq_take(&srv->x, &stopped); list; list = next) {
 			next = list->next;
 			execute(srv, list);
 		}

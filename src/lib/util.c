@@ -82,18 +82,6 @@ static void *oom(size_t n)
 	abort();
 }
 
-void tly_cond_wait_us(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t wait_us)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts); /* the clock pthread_cond_timedwait reads */
-	ts.tv_sec += (time_t)(wait_us / 1000000);
-	ts.tv_nsec += (long)(wait_us % 1000000) * 1000;
-	ts.tv_sec += ts.tv_nsec / 1000000000;
-	ts.tv_nsec %= 1000000000;
-	pthread_cond_timedwait(cond, mu, &ts);
-}
-
 void *tly_xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);

@@ -6,16 +6,12 @@
 #ifndef TLY_UTIL_H
 #define TLY_UTIL_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 int64_t tly_now_ms(void);
 /* RFC 3339 UTC with milliseconds; buf holds at least 32 bytes. Returns buf. */
 char *tly_time_fmt(int64_t ms, char buf[32]);
-
-/* pthread_cond_wait for at most wait_us microseconds (mu held). */
-void tly_cond_wait_us(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t wait_us);
 
 void *tly_xmalloc(size_t n);
 void *tly_xcalloc(size_t n, size_t size);
