@@ -63,7 +63,7 @@ void batch_post(struct batcher *b, struct pending *p);
  * once. The executor calls it after each pass over the requests it had:
  * holding a batch open longer would only delay its sync, since the syncer
  * takes whatever was committed whenever the disk frees up (see
- * PERFORMANCE.md, fourteenth round: +8 % cycles against a 0.5-ms wait). */
+ * PERFORMANCE.md, fourteenth round: 4-8 % more cycles than a 0.5-ms wait). */
 void batch_commit(struct batcher *b);
 
 /* A descriptor that turns readable when replies wait for owner (or when
