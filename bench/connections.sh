@@ -135,10 +135,10 @@ for tag in paced flat; do
 	echo "$tag run: $(field cycles "$R") tasks labelled in $(field secs "$R") s of its own project's ${NTASKS[$tag]}" \
 		"$([ "$(field done "$R")" = 0 ] || echo "  <-- RAN DRY: $(field done "$R") annotators got 204; raise TASKS")"
 done
-R=$(grep '^RESULT' "$TMP/lg.flat") H=$(grep '^RESULT' "$TMP/lg.hflat")
+# little RESULT-FILE — the mean latency (ms) Little's law gives a flat-out run: CONNS / req/s
+little() { awk -v c="$CONNS" -v r="$(field req_s "$(grep '^RESULT' "$1")")" 'BEGIN { printf "%.1f", (r > 0 ? 1000 * c / r : 0) }'; }
 echo "target (issue): zero errors and p99 under 50 ms with $CONNS connections, read on the paced run; flat out, mean latency is $CONNS / throughput for any server:" \
-	"tally $(awk -v c="$CONNS" -v r="$(field req_s "$R")" 'BEGIN { printf "%.1f", (r > 0 ? 1000 * c / r : 0) }') ms," \
-	"hello-world $(awk -v c="$CONNS" -v r="$(field req_s "$H")" 'BEGIN { printf "%.1f", (r > 0 ? 1000 * c / r : 0) }') ms"
+	"tally $(little "$TMP/lg.flat") ms, hello-world $(little "$TMP/lg.hflat") ms"
 echo "responses stored in all: $NRESP; tasks with more than one response: $NOVER"
 echo "server: peak RSS $((RSS / 1024)) MiB, $NFD fds open at the end of the load, open-file limit $NOFILE, alive after the load: $ALIVE"
 echo "server log lines that look like errors: $SERVER_ERRS"
