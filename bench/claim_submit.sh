@@ -100,7 +100,7 @@ for c in $CONCS; do
 	for i in $(seq 1 "$SLICES"); do
 		slice "$TMP/h.$c" "$HPORT" "$HELLOPID" --get /
 		slice "$TMP/t.$c" "$PORT" "$SERVE" --claim "$PRJ" --keys "$TMP/keys.$c" \
-			--answer '{"answers":{"label":"positive"},"duration_ms":1200}'
+			--answer "$ANSWER"
 	done
 	slice "$TMP/h.$c" "$HPORT" "$HELLOPID" --get /
 	thread_ticks "$SERVE" >"$TMP/thr1.$c"
@@ -146,7 +146,7 @@ c1=$(field commits_s "$C1")
 c100=$(field rows_s "$C100")
 echo
 echo "tally claim+submit benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(machine)"
-echo "$TASKS tasks, choice question, min=max=1 response; $SECS s per run; client: bench/loadgen (1 thread, keep-alive)"
+echo "$TASKS tasks, choice question, min=max=1 response; $SECS s per run; client: bench/loadgen (1 thread, keep-alive); submit body $ANSWER"
 echo
 printf '| %-52s | %-14s | %-44s | %-7s |\n' "what" "figure" "ceiling in the same run" "ratio"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..46})" "$(printf -- '-%.0s' {1..9})"

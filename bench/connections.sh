@@ -72,7 +72,7 @@ run_tally() { # TAG RATE
 	NOFILE=$(awk '/^Max open files/ { print $4 }' "/proc/$SERVE/limits")
 	t0=$(cpu_ticks "$SERVE")
 	timeout $((SECS + 90)) "$LOADGEN" -p "$PORT" -c "$CONNS" -d "$SECS" --rate "$rate" --claim "${PRJ[$tag]}" --keys "$TMP/keys" \
-		--answer '{"answers":{"label":"positive"},"duration_ms":1200}' >"$TMP/lg.$tag" 2>&1 || rc=$?
+		--answer "$ANSWER" >"$TMP/lg.$tag" 2>&1 || rc=$?
 	t1=$(cpu_ticks "$SERVE")
 	NFD=$(ls "/proc/$SERVE/fd" 2>/dev/null | wc -l)
 	RSS=$(awk '/^VmHWM/ { print $2 }' "/proc/$SERVE/status")

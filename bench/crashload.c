@@ -17,7 +17,9 @@
  *       409 already_submitted = it had been committed, the reply was lost).
  *       A claim answered 204 is retried 100 ms later, and so is a request
  *       answered 503 (busy: the disk is full, nothing of it was kept), as is.
- *       The answer is {"answers":{QUESTION:LABEL},"duration_ms":N}; the label
+ *       The answer is {"answers":{QUESTION:LABEL},"duration_ms":N}, with
+ *       "next":true from every other connection (the claim that follows
+ *       then hands back the lease that submit took); the label
  *       is drawn from --labels (the first one 70 % of the time, so consensus is
  *       sometimes confident and sometimes not); default question "label",
  *       labels "positive,negative,neutral,mixed".
@@ -138,8 +140,10 @@ static void send_request(struct conn *c)
 		uint64_t r = rnd(cl);
 		int li = (r % 100 < 70 || cl->nlabels == 1) ? 0
 			 : 1 + (int)((r >> 8) % (uint64_t)(cl->nlabels - 1));
-		int n = snprintf(body, sizeof(body), "{\"answers\":{\"%s\":\"%s\"},\"duration_ms\":%d}",
-				 cl->question, cl->labels[li], 500 + (int)((r >> 20) % 5000));
+		/* every other annotator asks for its next task with each submit */
+		int n = snprintf(body, sizeof(body), "{\"answers\":{\"%s\":\"%s\"},\"duration_ms\":%d%s}",
+				 cl->question, cl->labels[li], 500 + (int)((r >> 20) % 5000),
+				 c->idx % 2 ? ",\"next\":true" : "");
 		cl->submits_sent++;
 		evbuffer_add_printf(out,
 				    "POST /api/v1/assignments/%s/submit HTTP/1.1\r\n"

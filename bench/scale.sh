@@ -194,8 +194,10 @@ for r in $(seq 1 "$REPS"); do
 			sleep 1
 			idle=$(rss_kb "$SPID")
 			say "rep $r, $c annotators, $db: ready in $READY_MS ms, idle RSS $((idle / 1024)) MiB; load $SECS s"
+			# a plain submit: each claim looks the next task up in the
+			# queue (with "next" the submit would, and the claim only hand back)
 			timeout "$TMO" "$LOADGEN" -p "$PORT" -c "$c" -d "$SECS" --claim "$PRJ" --keys "$TMP/keys.$c" \
-				--answer '{"answers":{"label":"positive"},"duration_ms":1200}' >"$TMP/lg.$db.$c.$r" 2>&1 ||
+				--answer "$PLAIN_ANSWER" >"$TMP/lg.$db.$c.$r" 2>&1 ||
 				{ cat "$TMP/lg.$db.$c.$r" >&2; die "loadgen failed"; }
 			sleep 1
 			after=$(rss_kb "$SPID")
@@ -237,7 +239,7 @@ for mode in plain dash; do
 	fi
 	say "dashboard: 8 annotators, $DASH_SECS s, big database, $mode"
 	timeout $((DASH_SECS + 120)) "$LOADGEN" -p "$PORT" -c 8 -d "$DASH_SECS" --claim "$PRJ" --keys "$TMP/keys.dash" \
-		--answer '{"answers":{"label":"positive"},"duration_ms":1200}' >"$TMP/lg.dash.$mode" 2>&1 ||
+		--answer "$PLAIN_ANSWER" >"$TMP/lg.dash.$mode" 2>&1 ||
 		{ cat "$TMP/lg.dash.$mode" >&2; die "loadgen failed"; }
 	[ "$mode" = dash ] && wait "$POLL"
 	bg_stop "$SERVE"

@@ -8,7 +8,9 @@
  * workers never wait for an fsync, many requests share one, and nothing is
  * acknowledged before it is on disk: a reply is released only after a sync
  * that followed the commit of its batch, and any read it made saw only
- * commits that are older still.
+ * commits that are older still. (The one reply tagged with an older batch
+ * than the one it ran in is a claim that handed back its caller's own lease
+ * and wrote nothing: see held_or_wrote in server.c.)
  *
  * Threads: the executor calls batch_join() and batch_commit()
  * (library lock held); workers call batch_add() and batch_take(); the syncer

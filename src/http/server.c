@@ -177,6 +177,8 @@ struct exporter {
 	int stop, started;
 };
 
+#define WROTE_SLOTS 4096
+
 struct server {
 	struct tly *t;
 	struct jobq x;              /* the executor */
@@ -187,6 +189,9 @@ struct server {
 	pthread_mutex_t lock;       /* the library (t and its store): one caller at a time */
 	struct batcher *batch;
 	struct refitter refit;
+	/* executor only: the last batch each user's requests ran in, by user id
+	 * modulo WROTE_SLOTS (users who share a slot wait for the later one) */
+	uint64_t wrote[WROTE_SLOTS];
 	h2o_globalconf_t config;
 	int config_ready;
 	atomic_int draining;
@@ -1201,6 +1206,25 @@ static void compose(struct job *j, enum tly_code rc, json_t *out, struct tly_err
 }
 
 
+/* A claim that hands back the lease its caller holds (the next task a
+ * submit with "next" leased, or a retried claim) wrote nothing, and what it
+ * read is older than its caller's own last write (the lease, its task's
+ * data) or would have made it write (a canceled task, an expired lease): its
+ * reply waits for the batch of that write, not for the open one. Any other
+ * request records its batch as its user's last write. */
+static void held_or_wrote(struct server *srv, struct job *j, enum tly_code rc)
+{
+	uint64_t *w;
+
+	if (!j->r.actor.user_id)
+		return; /* no one authenticated: nothing written for anyone */
+	w = &srv->wrote[(uint64_t)j->r.actor.user_id % WROTE_SLOTS];
+	if (j->rt->handler == h_claim && rc == TLY_OK && tly_claim_held(j->r.t))
+		j->r.rep->hdr.seq = *w;
+	else
+		*w = j->r.rep->hdr.seq;
+}
+
 /* The executor: the one thread that calls the library for requests. The
  * workers only parse and send, so they never wait for the library lock; the
  * executor takes whatever queued up and runs it back to back in the open
@@ -1222,6 +1246,7 @@ static void execute(struct server *srv, struct job *j)
 		rc = run(&j->r, j->rt, j->body_rc, &j->body_err, &out, &err);
 	compose(j, rc, out, &err);
 	json_decref(out);
+	held_or_wrote(srv, j, rc);
 	/* from here on the job is its worker's again: do not touch it */
 	if (batch_add(srv->batch, &rep->hdr)) /* nothing to wait for */
 		batch_post(srv->batch, &rep->hdr);

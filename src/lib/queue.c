@@ -9,7 +9,11 @@
  *    project, and its place goes back to the queue;
  *  - one response per assignment; expired, released or foreign assignments
  *    are refused;
- *  - higher priority first, then oldest.
+ *  - higher priority first, then oldest;
+ *  - a submit with "next": true also leases the annotator's next task, by
+ *    the claim's rules, in the same transaction: the claim that follows
+ *    finds it held and writes nothing (tly_claim_held says so), so a
+ *    front end can answer it without waiting for a sync of its own.
  */
 #include "tallyint.h"
 
@@ -25,6 +29,7 @@
 struct expire_ctx {
 	struct store *s;
 	struct tly_err *err;
+	long n;                 /* leases expired */
 };
 
 /* Returns one lease's place to its task. */
@@ -47,6 +52,7 @@ static int expire_one(void *arg, const struct store_asg *a)
 {
 	struct expire_ctx *c = arg;
 
+	c->n++;
 	if (c->s->ops->asg_update(c->s, a->id, TLY_ASG_EXPIRED, a->expires_at, c->err) != TLY_OK)
 		return 1;
 	return drop_lease(c->s, a->task_id, c->err) != TLY_OK;
@@ -120,6 +126,66 @@ static int want_gold(struct tly *t, const struct tly__project *p, const struct s
 	return (double)(v >> 11) / 9007199254740992.0 < q->gold_rate;
 }
 
+/* Expires the project's ran-out leases, at most every SWEEP_MS; *n: how
+ * many (NULL: not wanted). */
+static enum tly_code sweep(struct tly *t, int64_t project, int64_t now, long *n, struct tly_err *err)
+{
+	struct expire_ctx ec = { t->store, err, 0 };
+	enum tly_code rc = TLY_OK;
+
+	if (sweep_due(t, project, now))
+		rc = t->store->ops->asg_expired(t->store, project, now, EXPIRE_BATCH, expire_one, &ec, err);
+	if (n)
+		*n = ec.n;
+	return rc;
+}
+
+/* Leases the annotator's next task in the open transaction: TLY_OK with asg
+ * and task filled in; TLY_ENOTFOUND when there is none for them, with why
+ * set when they are paused ("" otherwise); else the store's error. */
+static enum tly_code lease_next(struct tly *t, const struct tly_actor *a, const struct tly__project *p,
+				int64_t now, struct store_asg *asg, struct store_task *task,
+				char *why, size_t whylen, struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct store_stats st;
+	int64_t task_id = 0;
+	enum tly_code rc;
+
+	why[0] = 0;
+	/* the annotator's counters matter only to gold and pausing */
+	memset(&st, 0, sizeof(st));
+	st.project_id = p->row.id;
+	st.user_id = a->user_id;
+	st.quality = -1;
+	if ((p->schema->quality.qualification > 0 || p->schema->quality.gold_rate > 0 ||
+	     p->schema->quality.gold_min_accuracy > 0) &&
+	    (rc = s->ops->stats_get(s, p->row.id, a->user_id, &st, err)) != TLY_OK)
+		return rc;
+	if (tly__paused(p, &st, why, whylen))
+		return TLY_ENOTFOUND;
+	rc = TLY_ENOTFOUND;
+	if (want_gold(t, p, &st) &&
+	    (rc = s->ops->task_next_gold(s, p->row.id, a->user_id, &task_id, err)) == TLY_OK)
+		rc = s->ops->task_get(s, task_id, task, err);
+	if (rc == TLY_ENOTFOUND)
+		rc = s->ops->task_next(s, p->row.id, a->user_id, p->schema->max_responses, task, err);
+	if (rc != TLY_OK)
+		return rc;
+	memset(asg, 0, sizeof(*asg));
+	asg->task_id = task->id;
+	asg->project_id = p->row.id;
+	asg->user_id = a->user_id;
+	asg->status = TLY_ASG_ACTIVE;
+	asg->created_at = now;
+	asg->expires_at = now + (int64_t)p->schema->lease_seconds * 1000;
+	if ((rc = s->ops->asg_insert(s, asg, &asg->id, err)) != TLY_OK)
+		return rc;
+	task->n_leases++;
+	return s->ops->task_update(s, task, tly__task_status(task->status, task->n_responses, task->n_leases),
+				   task->n_responses, task->n_leases, NULL, err);
+}
+
 enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *project,
 			json_t **out, struct tly_err *err)
 {
@@ -136,18 +202,17 @@ enum tly_code tly_claim_text(struct tly *t, const struct tly_actor *a, const cha
 	struct tly__project p;
 	struct store_asg asg = { 0 };
 	struct store_task task = { 0 };
-	struct expire_ctx ec = { s, err };
-	struct store_stats st;
-	int64_t now = tly_now_ms(), task_id = 0;
+	int64_t now = tly_now_ms();
+	long expired = 0;
 	char why[256];
 	enum tly_code rc;
 
+	t->claim_held = 0;
 	if ((rc = tly__project_load(t, a, project, TLY_ROLE_ANNOTATOR, &p, err)) != TLY_OK)
 		return rc;
 	if ((rc = s->ops->begin_unguarded(s, err)) != TLY_OK)
 		goto out;
-	if (sweep_due(t, p.row.id, now) &&
-	    (rc = s->ops->asg_expired(s, p.row.id, now, EXPIRE_BATCH, expire_one, &ec, err)) != TLY_OK)
+	if ((rc = sweep(t, p.row.id, now, &expired, err)) != TLY_OK)
 		goto rollback;
 
 	/* a retried claim gets the lease it already holds */
@@ -155,8 +220,10 @@ enum tly_code tly_claim_text(struct tly *t, const struct tly_actor *a, const cha
 	if (rc == TLY_OK) {
 		if ((rc = s->ops->task_get(s, asg.task_id, &task, err)) != TLY_OK)
 			goto rollback;
-		if (task.status != TLY_TASK_CANCELED)
+		if (task.status != TLY_TASK_CANCELED) {
+			t->claim_held = expired == 0; /* and so nothing written */
 			goto commit;
+		}
 		/* its task was canceled: close the lease and look further */
 		if ((rc = s->ops->asg_update(s, asg.id, TLY_ASG_RELEASED, asg.expires_at, err)) != TLY_OK ||
 		    (rc = drop_lease(s, asg.task_id, err)) != TLY_OK)
@@ -167,46 +234,14 @@ enum tly_code tly_claim_text(struct tly *t, const struct tly_actor *a, const cha
 	}
 	if (rc != TLY_ENOTFOUND)
 		goto rollback;
-
-	/* the annotator's counters matter only to gold and pausing */
-	memset(&st, 0, sizeof(st));
-	st.project_id = p.row.id;
-	st.user_id = a->user_id;
-	st.quality = -1;
-	if ((p.schema->quality.qualification > 0 || p.schema->quality.gold_rate > 0 ||
-	     p.schema->quality.gold_min_accuracy > 0) &&
-	    (rc = s->ops->stats_get(s, p.row.id, a->user_id, &st, err)) != TLY_OK)
-		goto rollback;
-	if (tly__paused(&p, &st, why, sizeof(why))) {
-		rc = s->ops->commit(s, err);
-		if (rc == TLY_OK) /* nothing to hand out, and the reason why */
-			tly_err_set(err, TLY_OK, "", "%s", why);
-		goto out;
-	}
-	rc = TLY_ENOTFOUND;
-	if (want_gold(t, &p, &st) &&
-	    (rc = s->ops->task_next_gold(s, p.row.id, a->user_id, &task_id, err)) == TLY_OK)
-		rc = s->ops->task_get(s, task_id, &task, err);
-	if (rc == TLY_ENOTFOUND)
-		rc = s->ops->task_next(s, p.row.id, a->user_id, p.schema->max_responses, &task, err);
+	rc = lease_next(t, a, &p, now, &asg, &task, why, sizeof(why), err);
 	if (rc == TLY_ENOTFOUND) {
 		tly_err_clear(err);
 		rc = s->ops->commit(s, err); /* keep the expiries */
+		if (rc == TLY_OK && why[0]) /* nothing to hand out, and the reason why */
+			tly_err_set(err, TLY_OK, "", "%s", why);
 		goto out;
 	}
-	if (rc != TLY_OK)
-		goto rollback;
-	asg.task_id = task.id;
-	asg.project_id = p.row.id;
-	asg.user_id = a->user_id;
-	asg.status = TLY_ASG_ACTIVE;
-	asg.created_at = now;
-	asg.expires_at = now + (int64_t)p.schema->lease_seconds * 1000;
-	if ((rc = s->ops->asg_insert(s, &asg, &asg.id, err)) != TLY_OK)
-		goto rollback;
-	task.n_leases++;
-	rc = s->ops->task_update(s, &task, tly__task_status(task.status, task.n_responses, task.n_leases),
-				 task.n_responses, task.n_leases, NULL, err);
 	if (rc != TLY_OK)
 		goto rollback;
 commit:
@@ -216,9 +251,16 @@ commit:
 rollback:
 	s->ops->rollback(s);
 out:
+	if (rc != TLY_OK)
+		t->claim_held = 0;
 	store_task_clear(&task);
 	store_project_clear(&p.row);
 	return rc;
+}
+
+int tly_claim_held(const struct tly *t)
+{
+	return t->claim_held;
 }
 
 /* Loads the caller's assignment and its project; anything else is not found. */
@@ -336,6 +378,32 @@ static enum tly_code submit_text(struct tly *t, const struct store_response *r,
 	return TLY_OK;
 }
 
+/* A submit's "next": leases the annotator's next task, as a claim would,
+ * unless they hold one on the project already (a lease from a claim made
+ * meanwhile). None to be had is no error: the submit stands, and the claim
+ * that follows says why. */
+static enum tly_code submit_next(struct tly *t, const struct tly_actor *a, const struct tly__project *p,
+				 int64_t now, struct tly_err *err)
+{
+	struct store *s = t->store;
+	struct store_asg asg;
+	struct store_task task = { 0 };
+	char why[256];
+	enum tly_code rc;
+
+	if ((rc = sweep(t, p->row.id, now, NULL, err)) != TLY_OK)
+		return rc;
+	rc = s->ops->asg_live(s, p->row.id, a->user_id, now, &asg, err);
+	if (rc == TLY_ENOTFOUND)
+		rc = lease_next(t, a, p, now, &asg, &task, why, sizeof(why), err);
+	store_task_clear(&task);
+	if (rc == TLY_ENOTFOUND) {
+		tly_err_clear(err);
+		rc = TLY_OK;
+	}
+	return rc;
+}
+
 enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const char *assignment,
 			      const json_t *body, struct tly_buf *out, struct tly_err *err)
 {
@@ -347,7 +415,7 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 	struct store_stats st;
 	enum tly_task_status status;
 	char *consensus = NULL;
-	const json_t *answers = json_object_get(body, "answers"), *dur;
+	const json_t *answers = json_object_get(body, "answers"), *dur, *next;
 	json_t *data = NULL;
 	int64_t now = tly_now_ms();
 	long long duration = 0;
@@ -364,6 +432,9 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 					   "duration_ms: must be an integer from 0 to 604800000");
 		duration = json_integer_value(dur);
 	}
+	next = json_object_get(body, "next");
+	if (next && !json_is_null(next) && !json_is_boolean(next))
+		return tly_err_set(err, TLY_EINVALID, "next", "next: must be true or false");
 	if ((rc = assignment_begin(t, a, assignment, now, &asg, &p, &task, err)) != TLY_OK)
 		goto out;
 	/* only questions on a field (spans, boxes, ranking, compare) read the data */
@@ -409,6 +480,8 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 	}
 	rc = s->ops->task_update(s, &task, status, task.n_responses, task.n_leases, consensus, err);
 	if (rc != TLY_OK)
+		goto rollback;
+	if (json_is_true(next) && (rc = submit_next(t, a, &p, now, err)) != TLY_OK)
 		goto rollback;
 	if ((rc = s->ops->commit(s, err)) == TLY_OK)
 		rc = submit_text(t, &r, status, out);

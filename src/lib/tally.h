@@ -93,7 +93,8 @@ enum tly_code tly_task_cancel(struct tly *t, const struct tly_actor *a, const ch
 /* *out is NULL (and TLY_OK returned) when no task is available. */
 enum tly_code tly_claim(struct tly *t, const struct tly_actor *a, const char *project,
 			json_t **out, struct tly_err *err);
-/* body: {"answers":{...},"duration_ms":N} */
+/* body: {"answers":{...},"duration_ms":N,"next":true|false}; next: also
+ * lease the caller's next task in the same transaction (see tly_claim_held) */
 enum tly_code tly_submit(struct tly *t, const struct tly_actor *a, const char *assignment,
 			 const json_t *body, json_t **out, struct tly_err *err);
 /* The same two, writing the reply as compact JSON text onto out (nothing
@@ -103,6 +104,11 @@ enum tly_code tly_claim_text(struct tly *t, const struct tly_actor *a, const cha
 			     struct tly_buf *out, struct tly_err *err);
 enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const char *assignment,
 			      const json_t *body, struct tly_buf *out, struct tly_err *err);
+/* After tly_claim or tly_claim_text: 1 when that claim handed back a lease
+ * its caller already held (a retried claim, or the task a submit with
+ * "next": true leased) and wrote nothing; 0 otherwise. Such a reply depends
+ * on nothing newer than the caller's own last write. */
+int tly_claim_held(const struct tly *t);
 enum tly_code tly_release(struct tly *t, const struct tly_actor *a, const char *assignment,
 			  json_t **out, struct tly_err *err);
 enum tly_code tly_heartbeat(struct tly *t, const struct tly_actor *a, const char *assignment,

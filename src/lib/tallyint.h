@@ -48,6 +48,7 @@ struct tly {
 		unsigned next; /* the way a miss replaces, round robin */
 	} keys[TLY__KEY_SETS];
 	struct tly__report_cache *reports; /* the last quality reports' walks */
+	int claim_held; /* the last claim handed back a held lease, writing nothing */
 };
 
 /* A loaded project: the row (id, org_id, created_at; name and schema text are

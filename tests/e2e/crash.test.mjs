@@ -110,7 +110,7 @@ class NodeLoad {
         }
         const label = Math.random() < 0.7 ? labels[0] : labels[1 + Math.floor(Math.random() * (labels.length - 1))];
         const r = await fetch(`${this.base}/api/v1/assignments/${asg}/submit`, {
-          method: 'POST', headers, body: JSON.stringify({ answers: { label }, duration_ms: 1000 }), signal: AbortSignal.timeout(30_000 * SLOW),
+          method: 'POST', headers, body: JSON.stringify({ answers: { label }, duration_ms: 1000, ...(k % 2 ? { next: true } : {}) }), signal: AbortSignal.timeout(30_000 * SLOW),
         });
         const text = await r.text();
         backoff = 0;

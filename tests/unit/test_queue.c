@@ -1,6 +1,7 @@
 /* test_queue.c — the work queue through the public API (tally.h): claim
  * order, never the same task twice, retried claims, release, max_responses,
- * lease expiry, double and foreign submits, cancelled tasks, completion, and
+ * lease expiry, double and foreign submits, cancelled tasks, completion, a
+ * submit's "next" lease, and
  * a simulated interleaving of many annotators. Each test gets a fresh
  * database in its own mkdtemp directory. */
 #include <stdarg.h>
@@ -336,8 +337,11 @@ static void test_reclaim_same_lease(void **state)
 	make_project(w, 1, 1, 600, prj);
 	ids = add_n_tasks(w, prj, 2);
 	c1 = claim(w, &w->ann[0], prj);
+	assert_int_equal(tly_claim_held(w->t), 0); /* it leased */
 	c2 = claim(w, &w->ann[0], prj);
+	assert_int_equal(tly_claim_held(w->t), 1); /* it handed back, writing nothing */
 	c3 = claim(w, &w->ann[0], prj);
+	assert_int_equal(tly_claim_held(w->t), 1);
 	assert_string_equal(claim_asg(c1), claim_asg(c2));
 	assert_string_equal(claim_asg(c1), claim_asg(c3));
 	assert_string_equal(claim_task(c1), claim_task(c2));
@@ -1187,6 +1191,147 @@ static void test_refit_answer_meanwhile(void **state)
 	json_decref(ids);
 }
 
+/* Submits with "next" (single-quoted JSON value, e.g. "true"); returns the
+ * code, the reply checked to be the plain submit reply. */
+static enum tly_code submit_next_rc(struct world *w, const struct user *u, const char *asg,
+				    const char *next)
+{
+	char buf[160];
+	json_t *body, *out = NULL;
+	enum tly_code rc;
+
+	snprintf(buf, sizeof(buf), "{'answers':{'sentiment':'positive'},'duration_ms':10,'next':%s}", next);
+	body = J(buf);
+	tly_err_clear(&w->err);
+	rc = tly_submit(w->t, &u->a, asg, body, &out, &w->err);
+	if (rc == TLY_OK) {
+		/* the reply says nothing of the next task: the claim hands it out */
+		assert_int_equal(json_object_size(out), 2);
+		assert_non_null(json_object_get(out, "response"));
+		assert_non_null(json_object_get(out, "task"));
+	} else {
+		assert_null(out);
+	}
+	json_decref(out);
+	json_decref(body);
+	return rc;
+}
+
+/* a submit with "next" leases the next task by the claim's rules; the claim
+ * after it hands that lease back and writes nothing */
+static void test_submit_next(void **state)
+{
+	struct world *w = *state;
+	char prj[32], st[32];
+	json_t *ids, *c, *c2, *c1;
+
+	make_project(w, 1, 1, 600, prj);
+	/* claim order: t1, t2 (priority 5), then t0, t3 */
+	ids = add_tasks(w, prj,
+			"[{'data':{'text':'t0'}},{'data':{'text':'t1'},'priority':5},"
+			" {'data':{'text':'t2'},'priority':5},{'data':{'text':'t3'}}]");
+	c = claim(w, &w->ann[0], prj);
+	assert_string_equal(claim_task(c), nth(ids, 1));
+	assert_int_equal(tly_claim_held(w->t), 0);
+	assert_int_equal(submit_next_rc(w, &w->ann[0], claim_asg(c), "true"), TLY_OK);
+	json_decref(c);
+	/* t2 is ann0's now: the next annotator gets t0 */
+	assert_string_equal(task_status(w, nth(ids, 2), st), "in_progress");
+	c1 = claim(w, &w->ann[1], prj);
+	assert_string_equal(claim_task(c1), nth(ids, 0));
+	assert_int_equal(tly_claim_held(w->t), 0);
+	c = claim(w, &w->ann[0], prj);
+	assert_string_equal(claim_task(c), nth(ids, 2));
+	assert_string_equal(jstr(json_object_get(json_object_get(c, "task"), "data"), "text"), "t2");
+	assert_int_equal(tly_claim_held(w->t), 1);
+	c2 = claim(w, &w->ann[0], prj); /* a retry: the same lease, byte for byte */
+	assert_true(json_equal(c, c2));
+	assert_int_equal(tly_claim_held(w->t), 1);
+	json_decref(c2);
+	assert_int_equal(submit_next_rc(w, &w->ann[0], claim_asg(c), "true"), TLY_OK);
+	json_decref(c);
+	c = claim(w, &w->ann[0], prj);
+	assert_string_equal(claim_task(c), nth(ids, 3));
+	assert_int_equal(tly_claim_held(w->t), 1);
+	/* nothing left for ann0 (t0 is ann1's): the submit stands, no lease */
+	assert_int_equal(submit_next_rc(w, &w->ann[0], claim_asg(c), "true"), TLY_OK);
+	json_decref(c);
+	assert_string_equal(task_status(w, nth(ids, 3), st), "completed");
+	assert_null(claim(w, &w->ann[0], prj));
+	assert_int_equal(tly_claim_held(w->t), 0);
+	/* t0 released comes back to ann0 through a claim that leases */
+	{
+		json_t *o = NULL;
+		OK(tly_release(w->t, &w->ann[1].a, claim_asg(c1), &o, &w->err));
+		json_decref(o);
+	}
+	c = claim(w, &w->ann[0], prj);
+	assert_string_equal(claim_task(c), nth(ids, 0));
+	assert_int_equal(tly_claim_held(w->t), 0);
+	json_decref(c);
+	json_decref(c1);
+	json_decref(ids);
+}
+
+/* "next" keeps every rule of the claim: never a task answered before, never
+ * past max_responses, never a canceled one; a bad value writes nothing */
+static void test_submit_next_rules(void **state)
+{
+	struct world *w = *state;
+	char prj[32], prj2[32], st[32];
+	json_t *ids, *ids2, *c, *c1, *o = NULL;
+
+	make_project(w, 2, 2, 600, prj);
+	ids = add_n_tasks(w, prj, 2);
+	c = claim(w, &w->ann[0], prj);
+	assert_string_equal(claim_task(c), nth(ids, 0));
+	assert_int_equal(submit_next_rc(w, &w->ann[0], claim_asg(c), "'yes'"), TLY_EINVALID);
+	assert_string_equal(w->err.field, "next");
+	assert_int_equal(submit_next_rc(w, &w->ann[0], claim_asg(c), "1"), TLY_EINVALID);
+	/* nothing of the refused submits was kept: no response, no lease */
+	assert_int_equal(response_count(w, nth(ids, 0)), 0);
+	assert_string_equal(task_status(w, nth(ids, 1), st), "queued");
+	assert_int_equal(submit_next_rc(w, &w->ann[0], claim_asg(c), "true"), TLY_OK);
+	json_decref(c);
+	c = claim(w, &w->ann[0], prj);
+	assert_string_equal(claim_task(c), nth(ids, 1));
+	assert_int_equal(tly_claim_held(w->t), 1);
+	/* t0 still wants an answer, but not from ann0 */
+	assert_int_equal(submit_next_rc(w, &w->ann[0], claim_asg(c), "true"), TLY_OK);
+	json_decref(c);
+	assert_null(claim(w, &w->ann[0], prj));
+	assert_int_equal(response_count(w, nth(ids, 0)), 1);
+	assert_int_equal(response_count(w, nth(ids, 1)), 1);
+	/* "next": false and null lease nothing */
+	c = claim(w, &w->ann[1], prj);
+	assert_string_equal(claim_task(c), nth(ids, 0));
+	assert_int_equal(submit_next_rc(w, &w->ann[1], claim_asg(c), "false"), TLY_OK);
+	json_decref(c);
+	c = claim(w, &w->ann[1], prj); /* t1, by a claim that leases it now */
+	assert_string_equal(claim_task(c), nth(ids, 1));
+	assert_int_equal(tly_claim_held(w->t), 0);
+	json_decref(c);
+
+	/* max_responses 1: a task leased to another is not leased again */
+	make_project(w, 1, 1, 600, prj2);
+	ids2 = add_n_tasks(w, prj2, 3);
+	c = claim(w, &w->ann[2], prj2);
+	c1 = claim(w, &w->ann[3], prj2);
+	assert_string_equal(claim_task(c1), nth(ids2, 1));
+	assert_int_equal(submit_next_rc(w, &w->ann[2], claim_asg(c), "true"), TLY_OK);
+	json_decref(c);
+	/* ann2 holds t2 now; canceled, the claim closes that lease and finds nothing */
+	OK(tly_task_cancel(w->t, &w->owner.a, nth(ids2, 2), &o, &w->err));
+	json_decref(o);
+	assert_null(claim(w, &w->ann[2], prj2));
+	assert_int_equal(tly_claim_held(w->t), 0);
+	assert_int_equal(submit_next_rc(w, &w->ann[3], claim_asg(c1), "null"), TLY_OK);
+	assert_string_equal(task_status(w, nth(ids2, 1), st), "completed");
+	json_decref(c1);
+	json_decref(ids2);
+	json_decref(ids);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1196,6 +1341,8 @@ int main(void)
 		T(test_claim_order_many_users),
 		T(test_never_same_task_twice),
 		T(test_reclaim_same_lease),
+		T(test_submit_next),
+		T(test_submit_next_rules),
 		T(test_release),
 		T(test_max_responses),
 		T(test_max_responses_two_tasks),
