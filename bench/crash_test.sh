@@ -16,6 +16,10 @@
 # the database is checked with the sqlite3 CLI:
 #   - PRAGMA integrity_check = ok;
 #   - every acknowledged response is stored, with its task, assignment and user;
+#   - every task handed out (a claim answered 200) has its lease stored, for
+#     that task and annotator, and no annotator was handed one task under two
+#     leases (half the annotators submit with "next", so their claims hand
+#     back the lease that submit took, without a sync of their own);
 #   - no task has more responses than max_responses, nor responses plus live
 #     leases above it; no (task, user) pair twice;
 #   - tasks.n_responses = the task's responses rows, tasks.n_leases = its live
@@ -186,11 +190,11 @@ fi
 : >"$TMP/acks.A"
 : >"$TMP/acks.B"
 "$CRASHLOAD" -p "$PORT" -c "$NANN" -d $((DEADLINE_S + 120)) --project "$PRJ_A" --keys "$TMP/keys" \
-	--ack "$TMP/acks.A" >"$TMP/load.A" 2>"$TMP/load.A.err" &
+	--ack "$TMP/acks.A" --claims "$TMP/claims.A" >"$TMP/load.A" 2>"$TMP/load.A.err" &
 LOAD_A=$!
 BG_PIDS+=("$LOAD_A")
 "$CRASHLOAD" -p "$PORT" -c "$NANN" -d $((DEADLINE_S + 120)) --project "$PRJ_B" --keys "$TMP/keys" \
-	--ack "$TMP/acks.B" --labels positive,negative >"$TMP/load.B" 2>"$TMP/load.B.err" &
+	--ack "$TMP/acks.B" --claims "$TMP/claims.B" --labels positive,negative >"$TMP/load.B" 2>"$TMP/load.B.err" &
 LOAD_B=$!
 BG_PIDS+=("$LOAD_B")
 
@@ -272,11 +276,18 @@ for p in A B; do
 	"$CRASHLOAD" --decode "$TALLY_DB" <"$TMP/acks.$p" >"$TMP/acks.$p.rows" ||
 		violation "project $p: ack lines that do not parse"
 done
+# every task handed out (claims answered 200), the same way
+for p in A B; do
+	"$CRASHLOAD" --decode-claims "$TALLY_DB" <"$TMP/claims.$p" >"$TMP/claims.$p.rows" ||
+		violation "project $p: claim lines that do not parse"
+done
 {
 	echo "CREATE TEMP TABLE acks(prj TEXT, asg INTEGER, rsp INTEGER, tsk INTEGER, k INTEGER);"
+	echo "CREATE TEMP TABLE claims(prj TEXT, asg INTEGER, tsk INTEGER, k INTEGER);"
 	echo "BEGIN;"
 	for p in A B; do
 		awk -v p="$p" '{ printf "INSERT INTO acks VALUES(\x27%s\x27,%d,%d,%d,%d);\n", p, $1, $2, $3, $4 }' "$TMP/acks.$p.rows"
+		awk -v p="$p" '{ printf "INSERT INTO claims VALUES(\x27%s\x27,%d,%d,%d);\n", p, $1, $2, $3 }' "$TMP/claims.$p.rows"
 	done
 	echo "COMMIT;"
 } >"$TMP/acks.sql"
@@ -309,6 +320,23 @@ for p in A B; do
 	check "project $p: acks that do not decode or name one response twice" \
 		"SELECT (SELECT count(*) FROM acks WHERE prj='$p' AND (asg=0 OR rsp=0 OR tsk=0))
 		      + (SELECT count(*) - count(DISTINCT rsp) FROM acks WHERE prj='$p')"
+	# a claim's answer is a promise too: the lease it handed out is on disk
+	# (a claim that handed back a held lease went out before any sync of its own)
+	check "project $p: tasks handed out whose lease is missing, or of another task or annotator" \
+		"SELECT count(*) FROM claims c LEFT JOIN assignments a ON a.id=c.asg
+		  LEFT JOIN users u ON u.id=a.user_id
+		  WHERE c.prj='$p' AND (a.id IS NULL OR a.task_id!=c.tsk OR a.project_id!=$P
+		        OR u.email IS NOT ('a'||(c.k+1)||'@crash.test'))" \
+		"SELECT c.*, a.id AS stored_asg, a.task_id, a.user_id, u.email FROM claims c
+		  LEFT JOIN assignments a ON a.id=c.asg LEFT JOIN users u ON u.id=a.user_id
+		  WHERE c.prj='$p' AND (a.id IS NULL OR a.task_id!=c.tsk OR a.project_id!=$P
+		        OR u.email IS NOT ('a'||(c.k+1)||'@crash.test')) LIMIT 10"
+	check "project $p: claims that do not decode, or one task handed to one annotator under two leases" \
+		"SELECT (SELECT count(*) FROM claims WHERE prj='$p' AND (asg=0 OR tsk=0))
+		      + (SELECT count(*) FROM (SELECT tsk, k FROM claims WHERE prj='$p'
+		         GROUP BY tsk, k HAVING count(DISTINCT asg) > 1))" \
+		"SELECT tsk, k, group_concat(DISTINCT asg) FROM claims WHERE prj='$p'
+		  GROUP BY tsk, k HAVING count(DISTINCT asg) > 1 LIMIT 10"
 	check "project $p: tasks with more than max_responses ($MAX) responses" \
 		"SELECT count(*) FROM (SELECT r.task_id FROM responses r JOIN tasks t ON t.id=r.task_id
 		  WHERE t.project_id=$P GROUP BY r.task_id HAVING count(*) > $MAX)" \

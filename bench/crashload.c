@@ -25,7 +25,12 @@
  *       labels "positive,negative,neutral,mixed".
  *       Ends with one line "RESULT key=value …".
  *
- *   crashload --decode DB  < ACKS
+ *       With --claims FILE, every claim answered 200 appends "asg_… tsk_…
+ *       KEY_INDEX" there too: what the server handed out, to check that no
+ *       lease it answered with was lost, and that no annotator was handed
+ *       one task under two assignments.
+ *
+ *   crashload --decode DB  < ACKS       (and --decode-claims DB < CLAIMS)
  *       Offline helper for the checks: rewrites ack lines as row numbers
  *       "asg_row rsp_row tsk_row KEY_INDEX" (0 when an id does not decode), with
  *       the id key of the database DB (its meta table), so the checks can be
@@ -86,6 +91,7 @@ struct cl {
 	char *labels[MAX_LABELS];
 	int nlabels;
 	FILE *ack;
+	FILE *claims;        /* --claims: every task handed out, or NULL */
 	struct conn *conns;
 	uint64_t rng;
 	/* counts */
@@ -257,6 +263,9 @@ static int complete(struct conn *c, const char *body, size_t len)
 		    copy_id(c->tsk, jstr(root, "task", "id"), "tsk_")) {
 			cl->parse_err++;
 			c->asg[0] = '\0';
+		} else if (cl->claims) {
+			fprintf(cl->claims, "%s %s %d\n", c->asg, c->tsk, cl->key_base + c->idx);
+			fflush(cl->claims);
 		}
 		c->resent = 0;
 		json_decref(root);
@@ -372,13 +381,14 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	stop(arg);
 }
 
-/* --decode DB: ack lines on stdin -> row numbers on stdout */
-static int decode(const char *db)
+/* --decode DB: ack lines on stdin -> row numbers on stdout; --decode-claims
+ * DB: the same for claim lines ("asg tsk KEY_INDEX" -> "asg_row tsk_row KEY_INDEX") */
+static int decode(const char *db, int claims)
 {
 	struct tly_idcodec codec;
 	sqlite3 *h = NULL;
 	sqlite3_stmt *st = NULL;
-	char line[512], asg[128], rsp[128], tsk[128];
+	char line[512], asg[128], rsp[128] = "", tsk[128];
 	int k, bad = 0;
 	long long n = 0;
 
@@ -395,6 +405,17 @@ static int decode(const char *db)
 	sqlite3_finalize(st);
 	sqlite3_close(h);
 	while (fgets(line, sizeof(line), stdin)) {
+		if (claims) {
+			if (sscanf(line, "%127s %127s %d", asg, tsk, &k) != 3) {
+				fprintf(stderr, "crashload: bad claim line %lld: %s", n + 1, line);
+				bad++;
+				continue;
+			}
+			n++;
+			printf("%lld %lld %d\n", (long long)tly_id_decode(&codec, TLY_ASSIGNMENT, asg),
+			       (long long)tly_id_decode(&codec, TLY_TASK, tsk), k);
+			continue;
+		}
 		if (sscanf(line, "%127s %127s %127s %d", asg, rsp, tsk, &k) != 4) {
 			fprintf(stderr, "crashload: bad ack line %lld: %s", n + 1, line);
 			bad++;
@@ -412,8 +433,9 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: crashload -p PORT [-c CONNS] [-d MAX_SECONDS] --project PRJ --keys FILE --ack FILE\n"
-		"                 [--labels L1,L2,...] [--question NAME] [-k KEY_BASE]\n"
+		"                 [--labels L1,L2,...] [--question NAME] [-k KEY_BASE] [--claims FILE]\n"
 		"       crashload --decode DB < ACKS\n"
+		"       crashload --decode-claims DB < CLAIMS\n"
 		"Targets 127.0.0.1:PORT only; runs until SIGTERM/SIGINT or MAX_SECONDS (default 600).\n");
 	exit(1);
 }
@@ -421,13 +443,15 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static struct cl cl;
-	const char *keyfile = NULL, *ackfile = NULL;
+	const char *keyfile = NULL, *ackfile = NULL, *claimfile = NULL;
 	char *labels = NULL;
 	struct event *timer, *sigterm, *sigint;
 	struct timeval tv;
 
 	if (argc == 3 && strcmp(argv[1], "--decode") == 0)
-		return decode(argv[2]);
+		return decode(argv[2], 0);
+	if (argc == 3 && strcmp(argv[1], "--decode-claims") == 0)
+		return decode(argv[2], 1);
 	cl.nconns = 8;
 	cl.duration = 600;
 	cl.question = "label";
@@ -449,6 +473,8 @@ int main(int argc, char **argv)
 			keyfile = v;
 		else if (strcmp(a, "--ack") == 0)
 			ackfile = v;
+		else if (strcmp(a, "--claims") == 0)
+			claimfile = v;
 		else if (strcmp(a, "--question") == 0)
 			cl.question = v;
 		else if (strcmp(a, "--labels") == 0)
@@ -476,6 +502,8 @@ int main(int argc, char **argv)
 	cl.ack = fopen(ackfile, "a");
 	if (!cl.ack)
 		die("cannot open the ack file");
+	if (claimfile && !(cl.claims = fopen(claimfile, "a")))
+		die("cannot open the claims file");
 	cl.rng = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0x9E3779B97F4A7C15ULL;
 
 	signal(SIGPIPE, SIG_IGN);

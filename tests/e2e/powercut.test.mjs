@@ -4,8 +4,11 @@
 // which the database files hold only what a completed fsync/fdatasync covered
 // (or, at random, that plus any part of the later writes, or all of them), and
 // the next server starts on them. The script's own checks must all hold:
-// every acknowledged answer stored, no task over max_responses, no annotator
-// twice on a task, counters equal to rows, PRAGMA integrity_check = ok.
+// every acknowledged answer stored, every task handed out with its lease
+// stored (half the annotators submit with "next", so their claims go out
+// without a sync of their own) and never under two leases to one annotator,
+// no task over max_responses, no annotator twice on a task, counters equal to
+// rows, PRAGMA integrity_check = ok.
 // Needs bash, curl and the sqlite3 CLI (scripts/setup installs them) and the
 // bench tools (crashload, powercut, libwlog.so) of the build under test or of
 // the release build; without either it is skipped.
