@@ -194,20 +194,42 @@ static json_t *submit(struct world *w, const struct user *u, const char *asg)
 	return out;
 }
 
-static enum tly_code submit_rc(struct world *w, const struct user *u, const char *asg)
+/* Submits the body (single-quoted JSON); returns the code. A reply is the
+ * response and the task, nothing else (with "next" too: the claim after it
+ * hands the next task out); a refusal has none. */
+static enum tly_code submit_body_rc(struct world *w, const struct user *u, const char *asg,
+				    const char *body_sq)
 {
-	json_t *body = J(good_body), *out = NULL;
+	json_t *body = J(body_sq), *out = NULL;
 	enum tly_code rc;
 
 	tly_err_clear(&w->err);
 	rc = tly_submit(w->t, &u->a, asg, body, &out, &w->err);
-	if (rc == TLY_OK)
-		assert_non_null(out);
-	else
+	if (rc == TLY_OK) {
+		assert_int_equal(json_object_size(out), 2);
+		assert_non_null(json_object_get(out, "response"));
+		assert_non_null(json_object_get(out, "task"));
+	} else {
 		assert_null(out);
+	}
 	json_decref(out);
 	json_decref(body);
 	return rc;
+}
+
+static enum tly_code submit_rc(struct world *w, const struct user *u, const char *asg)
+{
+	return submit_body_rc(w, u, asg, good_body);
+}
+
+/* The same with "next": value (single-quoted JSON, e.g. "true") */
+static enum tly_code submit_next_rc(struct world *w, const struct user *u, const char *asg,
+				    const char *next)
+{
+	char buf[160];
+
+	snprintf(buf, sizeof(buf), "{'answers':{'sentiment':'positive'},'duration_ms':10,'next':%s}", next);
+	return submit_body_rc(w, u, asg, buf);
 }
 
 static json_t *task_get(struct world *w, const char *id)
@@ -1189,32 +1211,6 @@ static void test_refit_answer_meanwhile(void **state)
 							    "tasks_updated")), 3);
 	json_decref(out);
 	json_decref(ids);
-}
-
-/* Submits with "next" (single-quoted JSON value, e.g. "true"); returns the
- * code, the reply checked to be the plain submit reply. */
-static enum tly_code submit_next_rc(struct world *w, const struct user *u, const char *asg,
-				    const char *next)
-{
-	char buf[160];
-	json_t *body, *out = NULL;
-	enum tly_code rc;
-
-	snprintf(buf, sizeof(buf), "{'answers':{'sentiment':'positive'},'duration_ms':10,'next':%s}", next);
-	body = J(buf);
-	tly_err_clear(&w->err);
-	rc = tly_submit(w->t, &u->a, asg, body, &out, &w->err);
-	if (rc == TLY_OK) {
-		/* the reply says nothing of the next task: the claim hands it out */
-		assert_int_equal(json_object_size(out), 2);
-		assert_non_null(json_object_get(out, "response"));
-		assert_non_null(json_object_get(out, "task"));
-	} else {
-		assert_null(out);
-	}
-	json_decref(out);
-	json_decref(body);
-	return rc;
 }
 
 /* a submit with "next" leases the next task by the claim's rules; the claim
