@@ -39,6 +39,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -381,16 +382,28 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	stop(arg);
 }
 
-/* --decode DB: ack lines on stdin -> row numbers on stdout; --decode-claims
- * DB: the same for claim lines ("asg tsk KEY_INDEX" -> "asg_row tsk_row KEY_INDEX") */
-static int decode(const char *db, int claims)
+/* The lines --decode reads: their ids, by kind, then KEY_INDEX */
+static const struct line_shape {
+	const char *what;
+	int nids;
+	enum tly_kind kind[3];
+} shapes[] = {
+	{ "ack", 3, { TLY_ASSIGNMENT, TLY_RESPONSE, TLY_TASK } },   /* --decode */
+	{ "claim", 2, { TLY_ASSIGNMENT, TLY_TASK } },               /* --decode-claims */
+};
+
+/* --decode DB: ack lines on stdin -> row numbers on stdout ("asg rsp tsk
+ * KEY_INDEX" -> "asg_row rsp_row tsk_row KEY_INDEX"); --decode-claims DB:
+ * the same for claim lines ("asg tsk KEY_INDEX") */
+static int decode(const char *db, const struct line_shape *shape)
 {
 	struct tly_idcodec codec;
 	sqlite3 *h = NULL;
 	sqlite3_stmt *st = NULL;
-	char line[512], asg[128], rsp[128] = "", tsk[128];
-	int k, bad = 0;
-	long long n = 0;
+	char line[512], tok[4][128], *end;
+	int got, bad = 0;
+	long k;
+	long long n = 0; /* lines read */
 
 	if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(h, "SELECT value FROM meta WHERE key='id_key'", -1, &st, NULL) != SQLITE_OK ||
@@ -405,26 +418,17 @@ static int decode(const char *db, int claims)
 	sqlite3_finalize(st);
 	sqlite3_close(h);
 	while (fgets(line, sizeof(line), stdin)) {
-		if (claims) {
-			if (sscanf(line, "%127s %127s %d", asg, tsk, &k) != 3) {
-				fprintf(stderr, "crashload: bad claim line %lld: %s", n + 1, line);
-				bad++;
-				continue;
-			}
-			n++;
-			printf("%lld %lld %d\n", (long long)tly_id_decode(&codec, TLY_ASSIGNMENT, asg),
-			       (long long)tly_id_decode(&codec, TLY_TASK, tsk), k);
-			continue;
-		}
-		if (sscanf(line, "%127s %127s %127s %d", asg, rsp, tsk, &k) != 4) {
-			fprintf(stderr, "crashload: bad ack line %lld: %s", n + 1, line);
+		n++;
+		got = sscanf(line, "%127s %127s %127s %127s", tok[0], tok[1], tok[2], tok[3]);
+		k = got == shape->nids + 1 ? strtol(tok[shape->nids], &end, 10) : -1;
+		if (k < 0 || k > INT_MAX || *end) {
+			fprintf(stderr, "crashload: bad %s line %lld: %s", shape->what, n, line);
 			bad++;
 			continue;
 		}
-		n++;
-		printf("%lld %lld %lld %d\n", (long long)tly_id_decode(&codec, TLY_ASSIGNMENT, asg),
-		       (long long)tly_id_decode(&codec, TLY_RESPONSE, rsp),
-		       (long long)tly_id_decode(&codec, TLY_TASK, tsk), k);
+		for (int i = 0; i < shape->nids; i++)
+			printf("%lld ", (long long)tly_id_decode(&codec, shape->kind[i], tok[i]));
+		printf("%ld\n", k);
 	}
 	return bad ? 1 : 0;
 }
@@ -449,9 +453,9 @@ int main(int argc, char **argv)
 	struct timeval tv;
 
 	if (argc == 3 && strcmp(argv[1], "--decode") == 0)
-		return decode(argv[2], 0);
+		return decode(argv[2], &shapes[0]);
 	if (argc == 3 && strcmp(argv[1], "--decode-claims") == 0)
-		return decode(argv[2], 1);
+		return decode(argv[2], &shapes[1]);
 	cl.nconns = 8;
 	cl.duration = 600;
 	cl.question = "label";
