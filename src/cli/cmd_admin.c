@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "http/server.h"
+#include "jsontext.h"
 
 #define SCHEMA_FILE_MAX (4u << 20)
 
@@ -225,6 +226,7 @@ int cmd_quality(struct cli *c, int argc, char **argv)
 	struct tly_actor a;
 	struct tly_err err;
 	json_t *out = NULL;
+	char *text;
 	int rc, refit = cli_flag(argc, argv, "--refit");
 
 	tly_err_clear(&err);
@@ -239,8 +241,13 @@ int cmd_quality(struct cli *c, int argc, char **argv)
 	json_decref(out);
 	if (tly_quality_report(c->t, &a, project, 0, &out, &err) != TLY_OK)
 		return cli_fail(&err);
-	json_dumpf(out, stdout, JSON_INDENT(2));
-	putchar('\n');
+	text = tly_json_text(out, JSON_INDENT(2));
 	json_decref(out);
+	if (!text) {
+		tly_err_set(&err, TLY_EINTERNAL, "", "the report could not be written out");
+		return cli_fail(&err);
+	}
+	puts(text);
+	free(text);
 	return EXIT_OK;
 }

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "http/batch.h"
+#include "jsontext.h"
 #include "tally.h"
 #include "util.h"
 
@@ -982,10 +983,10 @@ static void reply_json(struct reply *rep, int status, json_t *o)
 	size_t n = json_dumpb(o, buf, sizeof(buf), JSON_COMPACT);
 
 	if (n <= sizeof(buf)) { /* most replies: no allocation */
-		reply_bytes(rep, status, buf, n);
+		reply_bytes(rep, status, buf, tly_json_shorten(buf, n));
 		return;
 	}
-	s = json_dumps(o, JSON_COMPACT);
+	s = tly_json_text(o, JSON_COMPACT);
 	reply_bytes(rep, status, s, strlen(s));
 	free(s);
 }

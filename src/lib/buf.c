@@ -1,5 +1,6 @@
 /* buf.c — see buf.h. */
 #include "buf.h"
+#include "jsontext.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -82,29 +83,10 @@ enum tly_code tly_buf_addi(struct tly_buf *b, int64_t v)
 
 enum tly_code tly_buf_addd(struct tly_buf *b, double v)
 {
-	char tmp[40], *e, *d;
-	int n;
+	char tmp[TLY_REAL_MAX];
+	size_t n = tly_real_text(v, tmp);
 
-	if (!isfinite(v))
-		return TLY_EINVALID;
-	n = snprintf(tmp, sizeof(tmp), "%.17g", v);
-	if (n < 0 || (size_t)n >= sizeof(tmp) - 2)
-		return TLY_EINVALID;
-	if ((e = strchr(tmp, 'e'))) {
-		/* "1e+05" -> "1e5", "1e-05" -> "1e-5" */
-		d = e + 1;
-		if (*d == '-')
-			d++;
-		char *s = d;
-		while (*s == '+' || (*s == '0' && s[1]))
-			s++;
-		memmove(d, s, strlen(s) + 1);
-		n = (int)strlen(tmp);
-	} else if (!strchr(tmp, '.')) {
-		memcpy(tmp + n, ".0", 3);
-		n += 2;
-	}
-	return tly_buf_add(b, tmp, (size_t)n);
+	return n ? tly_buf_add(b, tmp, n) : TLY_EINVALID;
 }
 
 enum tly_code tly_buf_add_token(struct tly_buf *b, const char *s)

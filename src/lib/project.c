@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "jsontext.h"
 #include "util.h"
 
 enum tly_code tly_project_create(struct tly *t, const struct tly_actor *a, const json_t *schema,
@@ -22,7 +23,7 @@ enum tly_code tly_project_create(struct tly *t, const struct tly_actor *a, const
 		return rc;
 	row.org_id = a->org_id;
 	row.name = (char *)json_string_value(json_object_get(parsed.doc, "name"));
-	row.schema = json_dumps(parsed.doc, JSON_COMPACT);
+	row.schema = tly_json_text(parsed.doc, JSON_COMPACT);
 	row.created_at = tly_now_ms();
 	if ((rc = s->ops->begin(s, err)) == TLY_OK) {
 		rc = s->ops->project_insert(s, &row, &id, err);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsontext.h"
 #include "util.h"
 
 #define EXPIRE_BATCH 256
@@ -446,7 +447,7 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 	r.task_id = task.id;
 	r.assignment_id = asg.id;
 	r.user_id = a->user_id;
-	r.answers = json_dumps(answers, JSON_COMPACT);
+	r.answers = tly_json_text(answers, JSON_COMPACT);
 	r.duration_ms = duration;
 	r.created_at = now;
 	r.correct = task.is_gold ? tly__gold_correct(&task, answers) : -1;

@@ -21,6 +21,7 @@
 #include "quality/aggregate.h"
 #include "quality/consensus.h"
 #include "quality/labels.h"
+#include "jsontext.h"
 #include "util.h"
 
 #define DEFAULT_ACC 0.7
@@ -725,7 +726,7 @@ static enum tly_code apply_cb(void *arg, struct store_task *task, struct tly_err
 			all = 0;
 	}
 	if (ncat && !task->is_gold) {
-		text = json_dumps(cons, JSON_COMPACT);
+		text = tly_json_text(cons, JSON_COMPACT);
 		rc = s->ops->task_set_consensus(s, task->id, text, err);
 		free(text);
 		f->updated++;
@@ -830,7 +831,7 @@ enum tly_code tly_quality_refit(struct tly *t, const struct tly_actor *a, const 
 				    (json_int_t)f->updated, "tasks_completed", (json_int_t)f->completed,
 				    "tasks_answered_meanwhile", (json_int_t)f->skipped,
 				    "questions", json_incref(questions));
-	char *text = json_dumps(summary, JSON_COMPACT);
+	char *text = tly_json_text(summary, JSON_COMPACT);
 	snprintf(key, sizeof(key), "fit:%lld", (long long)p.row.id);
 	if (rc == TLY_OK)
 		rc = s->ops->meta_set(s, key, text, (int)strlen(text), err);

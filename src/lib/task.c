@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsontext.h"
 #include "util.h"
 
 #define UID_MAX_BYTES 256
@@ -91,11 +92,11 @@ enum tly_code tly_import_add(struct tly_import *im, const json_t *task, int *cre
 	row.project_id = im->p.row.id;
 	row.is_gold = gold && !json_is_null(gold);
 	row.slots = im->p.schema->max_responses;
-	row.gold = row.is_gold ? json_dumps(gold, JSON_COMPACT) : NULL;
+	row.gold = row.is_gold ? tly_json_text(gold, JSON_COMPACT) : NULL;
 	row.unique_id = (char *)json_string_value(uid);
 	row.priority = priority;
-	row.data = json_dumps(data, JSON_COMPACT);
-	row.metadata = meta && json_is_object(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
+	row.data = tly_json_text(data, JSON_COMPACT);
+	row.metadata = meta && json_is_object(meta) ? tly_json_text(meta, JSON_COMPACT) : NULL;
 	row.created_at = im->now;
 	rc = s->ops->task_insert(s, &row, &id, err);
 	if (rc == TLY_OK) {

@@ -206,3 +206,57 @@ test('--max-exports: one export more than the limit is 503 busy with Retry-After
     assert.match(r.stderr, /--max-exports: a whole number from 1 to 1024/);
   }
 });
+
+// Reals go out in their shortest exact form, as JSON.parse/JSON.stringify, Python's
+// json and pandas write them: 0.1, not the 0.10000000000000001 of jansson's "%.17g"
+// (docs/API.md, "Numbers"). JSON.parse would hide the difference, so the raw texts
+// are read.
+const digitsOf = (t) => t.replace(/^-/, '').split(/e/i)[0].replace('.', '').replace(/^0+/, '').replace(/0+$/, '') || '0';
+function assertShortestReals(text, what) {
+  const noStrings = text.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  let reals = 0;
+  for (const t of noStrings.match(/-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?/g) || []) {
+    if (!/[.eE]/.test(t)) continue; // an integer
+    reals++;
+    assert.equal(digitsOf(t), digitsOf(String(Number(t))), `${what}: ${t} is not the shortest form of ${Number(t)}`);
+  }
+  return reals;
+}
+
+test('reals go out as they came in: 0.1 stays 0.1 in the claim, the submit, the task, the export and the report', async () => {
+  const p = (await c.createProject({
+    name: 'Reals', fields: [{ name: 'img', type: 'image' }],
+    questions: [{ name: 'objs', type: 'boxes', field: 'img', labels: ['car'] }, { name: 'ok', type: 'choice', options: ['y', 'n'] }],
+    min_responses: 1, max_responses: 2, quality: { confidence_target: 0.9 },
+  })).id;
+  const prjText = (await c.get(`/api/v1/projects/${p}`)).text;
+  assert.ok(prjText.includes('"confidence_target":0.9,'), prjText);
+  const data = { img: 'https://example.test/a.png', score: 0.1, vals: [0.7, 1e300, 0.1 + 0.2, -0.0001, 2.5, 1e-7, 100], label: '0.10000000000000001' };
+  const dataText = '"score":0.1,"vals":[0.7,1e300,0.30000000000000004,-0.0001,2.5,1e-7,100],"label":"0.10000000000000001"';
+  const [id] = (await c.createTasks(p, [{ data, metadata: { w: 0.2 } }])).created;
+  const a = srv.client(anns[0].key);
+  const cl = await a.post(`/api/v1/projects/${p}/claim`);
+  assert.equal(cl.status, 200, String(cl));
+  assert.ok(cl.text.includes(dataText), cl.text);
+  const answers = { objs: [{ x: 0.1, y: 0.2, w: 0.3, h: 0.4, label: 'car' }], ok: 'y' };
+  const ansText = '{"objs":[{"x":0.1,"y":0.2,"w":0.3,"h":0.4,"label":"car"}],"ok":"y"}';
+  const s = await a.post(`/api/v1/assignments/${cl.body.assignment.id}/submit`, { answers, duration_ms: 7 });
+  assert.equal(s.status, 201, String(s));
+  assert.ok(s.text.includes(`"answers":${ansText}`), s.text);
+  const t = await c.get(`/api/v1/tasks/${id}`);
+  assert.equal(t.status, 200, String(t));
+  for (const want of [dataText, `"answers":${ansText}`, '"metadata":{"w":0.2}']) assert.ok(t.text.includes(want), `${want} in ${t.text}`);
+  const ex = await srv.client(rev.key).get(`/api/v1/projects/${p}/export?format=jsonl`);
+  assert.equal(ex.status, 200, String(ex));
+  for (const want of [dataText, `"answers":${ansText}`, '"metadata":{"w":0.2}']) assert.ok(ex.text.includes(want), `${want} in ${ex.text}`);
+  assert.deepEqual(parseJsonl(ex.text)[0].data, data); // and the same values
+  // every real of every text, the consensus' confidence and the report's statistics included
+  const q = await c.get(`/api/v1/projects/${p}/quality`);
+  assert.equal(q.status, 200, String(q));
+  let reals = 0;
+  for (const [what, text] of [['claim', cl.text], ['submit', s.text], ['task', t.text], ['export', ex.text], ['quality', q.text], ['project', prjText]]) {
+    reals += assertShortestReals(text, what);
+  }
+  assert.ok(reals >= 30, `${reals} reals checked`);
+  assert.ok(t.text.includes('"confidence":'), t.text);
+});
