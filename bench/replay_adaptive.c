@@ -11,7 +11,8 @@
  * weighted by its worker's accuracy from the last DSP fit (worker_quality),
  * or 0.7 for a worker not in that fit, with the fit's class prior (uniform
  * before the first fit). The task completes when it has >= min_responses
- * accepted answers and the top posterior >= the confidence target. Answers
+ * accepted answers and the top posterior >= the confidence target (both to
+ * 12 decimals, tly_confidence_round, as the server compares them). Answers
  * that arrive for a completed task are not used: those are the labels saved.
  * max_responses = every answer the file has for the task. Every N accepted
  * answers (--refit, default 500) DSP is refitted on all accepted answers; at
@@ -319,7 +320,7 @@ static void replay(const struct tly_answers *a, const uint32_t *stream, const ui
 			wa[j] = wacc[a->a_worker[pj]];
 		}
 		online[q] = tly_onecoin_posterior(k, n, lab, wa, prior, post);
-		if (n >= min_resp && post[online[q]] >= target) {
+		if (n >= min_resp && tly_confidence_round(post[online[q]]) >= target) {
 			done[q] = 1;
 			out->early++;
 		}

@@ -157,8 +157,8 @@ static enum tly_code question_text(struct tly_buf *b, const struct tly_question 
 		for (int i = 0; i < n; i++)
 			sq += ((double)(q->min + labels[i]) - mean) * ((double)(q->min + labels[i]) - mean);
 		sd = n > 1 ? sqrt(sq / (n - 1)) : 0.0;
-		if ((rc = tly_buf_addl(b, ",\"mean\":")) || (rc = tly_buf_addd(b, mean)) ||
-		    (rc = tly_buf_addl(b, ",\"spread\":")) || (rc = tly_buf_addd(b, sd)))
+		if ((rc = tly_buf_addl(b, ",\"mean\":")) || (rc = tly_buf_addd(b, tly_confidence_round(mean))) ||
+		    (rc = tly_buf_addl(b, ",\"spread\":")) || (rc = tly_buf_addd(b, tly_confidence_round(sd))))
 			return rc;
 	}
 	return tly_buf_addl(b, "}");
@@ -212,7 +212,7 @@ enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p
 	for (int qi = 0; qi < sc->nquestions; qi++) {
 		const struct tly_question *q = &sc->questions[qi];
 		int k = tly_question_nlabels(sc, q, data), n = 0, best;
-		double qacc[MAX_RESP];
+		double qacc[MAX_RESP], conf;
 		size_t mark = b.len;
 
 		if (!tly__scored(k))
@@ -227,15 +227,16 @@ enum tly_code tly__consensus_compute(struct tly *t, const struct tly__project *p
 		if (n == 0)
 			continue;
 		best = (int)tly_onecoin_posterior((uint32_t)k, (size_t)n, labels, qacc, NULL, post);
+		conf = tly_confidence_round(post[best]);
 		if ((rc = ncat ? tly_buf_addl(&b, ",") : tly_buf_addl(&b, "{")) ||
-		    (rc = question_text(&b, q, k, labels, n, best, post[best]))) {
+		    (rc = question_text(&b, q, k, labels, n, best, conf))) {
 			/* a label JSON cannot hold, or past the cap: no entry, as before */
 			tly_buf_cut(&b, mark);
 			rc = TLY_OK;
 			continue;
 		}
 		ncat++;
-		if (post[best] < sc->quality.confidence_target)
+		if (conf < sc->quality.confidence_target)
 			all = 0;
 	}
 	*confident = ncat ? all : 1;
@@ -691,6 +692,7 @@ static enum tly_code apply_cb(void *arg, struct store_task *task, struct tly_err
 	json_t *data = tly__labels_data(sc, task);
 	char qs[24], *text;
 	int all = 1, ncat = 0;
+	double conf;
 	enum tly_code rc = TLY_OK;
 
 	if (!json_is_object(cons)) {
@@ -719,10 +721,11 @@ static enum tly_code apply_cb(void *arg, struct store_task *task, struct tly_err
 		if (l < 0 || l >= k)
 			continue;
 		json_object_set_new(e, "label", label_json(q, l, k));
-		json_object_set_new(e, "confidence", json_real(f->res[j].confidence[qid]));
+		conf = tly_confidence_round(f->res[j].confidence[qid]);
+		json_object_set_new(e, "confidence", json_real(conf));
 		json_object_set_new(e, "method", json_string("dawid_skene"));
 		ncat++;
-		if (f->res[j].confidence[qid] < sc->quality.confidence_target)
+		if (conf < sc->quality.confidence_target)
 			all = 0;
 	}
 	if (ncat && !task->is_gold) {

@@ -163,6 +163,25 @@ test('adaptive redundancy: a task completes once consensus reaches the target, e
   assert.deepEqual(lines.map((l) => l.status), ['completed', 'completed']);
 });
 
+test('a confidence is kept to 12 decimals, as written and against the target: one vote at the prior 0.7 is 0.7 and meets a target of 0.7', async () => {
+  const m = srv.client(mgr.key);
+  const prj = await m.createProject({
+    name: 'target at the prior', fields: [{ name: 'text', type: 'text' }],
+    questions: [{ name: 'label', type: 'choice', options: ['x', 'y', 'z'] }, { name: 'stars', type: 'rating', min: 1, max: 5 }],
+    min_responses: 1, max_responses: 3, quality: { confidence_target: 0.7 },
+  });
+  const [id] = (await m.createTasks(prj.id, [{ data: { text: 'one' } }])).created;
+  const a = srv.client(w.member(orgA, 'annotator').key);
+  const c = await a.claim(prj.id);
+  const s = await a.submit(c.assignment.id, { label: 'x', stars: 4 });
+  // exp of a sum of logs gives 0.6999999999999998 here, which used to miss the target
+  assert.equal(s.task.status, 'completed', 'a posterior of 0.7 meets a target of 0.7');
+  const r = await m.get(`/api/v1/tasks/${id}`);
+  assert.equal(r.status, 200, String(r));
+  assert.ok(r.text.includes('"label":{"label":"x","confidence":0.7,'), r.text);
+  assert.ok(r.text.includes('"confidence":0.7,') && r.text.includes('"mean":4.0,"spread":0.0}'), r.text);
+});
+
 test('refit: queued on the background worker, rewrites consensus with Dawid-Skene; report agreement', async () => {
   const m = srv.client(mgr.key);
   const prj = await m.createProject({

@@ -42,6 +42,30 @@ static void assert_distribution(const double *post, uint32_t k)
 
 /* ---- Wilson ---- */
 
+/* The confidence as stored and compared: one vote at the prior accuracy 0.7
+ * over three labels is 0.7 exactly, whatever the logs and exp left in its
+ * last bits; a value moves by at most half of 1e-12. */
+static void test_confidence_round(void **state)
+{
+	uint32_t label = 0;
+	double acc = 0.7, post[3];
+	uint64_t x = 88172645463325252ULL;
+
+	(void)state;
+	assert_int_equal(tly_onecoin_posterior(3, 1, &label, &acc, NULL, post), 0);
+	assert_true(fabs(post[0] - 0.7) < 1e-15);
+	assert_true(tly_confidence_round(post[0]) == 0.7);
+	assert_true(tly_confidence_round(1.0 / 3) == 0.333333333333);
+	assert_true(tly_confidence_round(0.49 / 0.535) == 0.915887850467);
+	assert_true(tly_confidence_round(1.0) == 1.0 && tly_confidence_round(0.0) == 0.0);
+	for (int i = 0; i < 100000; i++) {
+		double p;
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		p = (double)(x >> 11) / 9007199254740992.0;
+		assert_true(fabs(tly_confidence_round(p) - p) <= 5.001e-13);
+	}
+}
+
 static void test_wilson_8_of_10(void **state)
 {
 	double lo, hi;
@@ -315,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_onecoin_nan_accuracy),
 		cmocka_unit_test(test_onecoin_out_of_range_labels),
 		cmocka_unit_test(test_onecoin_many_answers),
+		cmocka_unit_test(test_confidence_round),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,6 +45,11 @@ uint32_t tly_onecoin_posterior(uint32_t k, size_t n, const uint32_t *labels, con
 	return best;
 }
 
+double tly_confidence_round(double p)
+{
+	return round(p * 1e12) / 1e12;
+}
+
 void tly_wilson(unsigned x, unsigned n, double z, double *lo, double *hi)
 {
 	double p, z2, den, mid, half;
