@@ -7,21 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The fewest significant digits (1-17) whose "%.*e" reads back as v. A
- * normal double has 15.95 digits of precision, so any decimal of 15 digits
- * or fewer that reads back as v is what "%.14e" rounds it to; subnormals
- * have fewer and are searched from 1. */
-static int shortest_digits(double v, char e[TLY_REAL_MAX])
+/* Writes into e v's "%.*e" text with the fewest significant digits (1-17)
+ * that read back as v. A normal double has 15.95 digits of precision, so any
+ * decimal of 15 digits or fewer that reads back as v is what "%.14e" rounds
+ * it to; subnormals have fewer and are searched from 1. */
+static void shortest_digits(double v, char e[TLY_REAL_MAX])
 {
-	int p = fabs(v) >= DBL_MIN || v == 0 ? 15 : 1;
-
-	for (; p < 17; p++) {
+	for (int p = fabs(v) >= DBL_MIN || v == 0 ? 15 : 1; p < 17; p++) {
 		snprintf(e, TLY_REAL_MAX, "%.*e", p - 1, v);
 		if (strtod(e, NULL) == v)
-			return p;
+			return;
 	}
 	snprintf(e, TLY_REAL_MAX, "%.16e", v);
-	return 17;
 }
 
 size_t tly_real_text(double v, char out[TLY_REAL_MAX])
