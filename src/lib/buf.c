@@ -1,12 +1,10 @@
 /* buf.c — see buf.h. */
 #include "buf.h"
-#include "jsontext.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsontext.h"
 #include "util.h"
 
 void tly_buf_init(struct tly_buf *b, size_t cap)
