@@ -38,7 +38,7 @@ enum tly_code tly_buf_adds(struct tly_buf *b, const char *s);
 /* Appends v in decimal (printf costs a third of an export line). */
 enum tly_code tly_buf_addi(struct tly_buf *b, int64_t v);
 /* Appends a finite v as tly_json_text writes a real (jsontext.h: the
- * shortest of 15-17 digits that reads back exactly, with a '.' or an 'e');
+ * fewest digits that read back exactly, with a '.' or an 'e');
  * TLY_EINVALID for NaN and the infinities, which JSON lacks. */
 enum tly_code tly_buf_addd(struct tly_buf *b, double v);
 /* Appends "s": a token that needs no escaping (an encoded id, a timestamp).
