@@ -51,6 +51,11 @@ $(OUT)/tests/%: tests/unit/%.c $(TESTKIT) $(OUT)/libtally.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(TESTKIT) $(OUT)/libtally.a $(LIBS) -lcmocka
 
+# the batcher belongs to the HTTP front end: its test links its object too
+$(OUT)/tests/test_batch: tests/unit/test_batch.c $(TESTKIT) $(OUT)/obj/src/http/batch.o $(OUT)/libtally.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(TESTKIT) $(OUT)/obj/src/http/batch.o $(OUT)/libtally.a $(LIBS) -lcmocka
+
 # what the bench clients share (bench/common/) goes into every bench tool
 $(OUT)/bench/%: bench/%.c $(BENCH_COMMON) $(OUT)/libtally.a
 	@mkdir -p $(@D)

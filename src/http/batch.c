@@ -131,16 +131,24 @@ struct pending *batch_take(struct batcher *b, int owner)
 	return list;
 }
 
-/* Appends the list head .. *tail (linked, last next NULL) to owner's box. */
+/* Appends the list head .. *tail (linked, last next NULL) to owner's box,
+ * and wakes the owner only when the box was empty: a box that holds mail
+ * has had its wake-up already, and batch_take() empties the box after it
+ * clears the eventfd, so no mail is left behind unseen. (In the annotator
+ * loop the executor posts every held claim's reply: one eventfd write a
+ * cycle, most of them to a box the loop had not emptied yet.) */
 static void mail(struct batcher *b, int owner, struct pending *head, struct pending **tail)
 {
 	struct mailbox *m = &b->box[owner];
+	int was_empty;
 
 	pthread_mutex_lock(&m->mu);
+	was_empty = m->head == NULL;
 	*m->tail = head;
 	m->tail = tail;
 	pthread_mutex_unlock(&m->mu);
-	batch_poke(b, owner);
+	if (was_empty)
+		batch_poke(b, owner);
 }
 
 void batch_post(struct batcher *b, struct pending *p)

@@ -70,7 +70,9 @@ void batch_post(struct batcher *b, struct pending *p);
 void batch_commit(struct batcher *b);
 
 /* A descriptor that turns readable when replies wait for owner (or when
- * batch_poke() was called); batch_take() clears it. */
+ * batch_poke() was called); batch_take() clears it and takes every reply in
+ * the box. A box is signalled once, when mail reaches it empty, so the owner
+ * takes whenever the descriptor turns readable. */
 int batch_fd(struct batcher *b, int owner);
 struct pending *batch_take(struct batcher *b, int owner);
 void batch_poke(struct batcher *b, int owner);
