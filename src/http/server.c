@@ -1384,6 +1384,14 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/* Commits the open batch (see batch.h), taking the library lock for it. */
+static void commit_batch(struct server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	batch_commit(srv->batch);
+	pthread_mutex_unlock(&srv->lock);
+}
+
 static void *executor_main(void *arg)
 {
 	struct server *srv = arg;
@@ -1393,18 +1401,12 @@ static void *executor_main(void *arg)
 	pthread_setname_np(pthread_self(), "tally-exec"); /* top -H, perf, gdb */
 
 	while (!stopped) {
-		/* between passes: commit what the last pass wrote (see batch.h) */
-		pthread_mutex_lock(&srv->lock);
-		batch_commit(srv->batch);
-		pthread_mutex_unlock(&srv->lock);
+		commit_batch(srv); /* between passes: what the last pass wrote */
 		for (list = jobq_take(&srv->x, &stopped), n = 0; list; list = next) {
 			next = list->next;
 			execute(srv, list);
-			if (++n % BATCH_MAX_REQUESTS == 0 && next) {
-				pthread_mutex_lock(&srv->lock);
-				batch_commit(srv->batch);
-				pthread_mutex_unlock(&srv->lock);
-			}
+			if (++n % BATCH_MAX_REQUESTS == 0 && next)
+				commit_batch(srv);
 		}
 	}
 	return NULL;
