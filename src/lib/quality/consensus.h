@@ -26,9 +26,10 @@ uint32_t tly_onecoin_posterior(uint32_t k, size_t n, const uint32_t *labels, con
 			       const double *prior, double *post);
 
 /* p rounded to 12 decimals: how the server stores a confidence (and a
- * rating's mean and spread) and compares it with a project's confidence_target. exp of a sum of logs leaves noise in
- * the last bits (one vote at accuracy 0.7 comes out 0.6999999999999998), which
- * must not keep a task whose posterior is the target from completing. */
+ * rating's mean and spread) and compares it with a project's
+ * confidence_target. exp of a sum of logs leaves noise in the last bits (one
+ * vote at accuracy 0.7 comes out 0.6999999999999998), which must not keep a
+ * task whose posterior is the target from completing. */
 double tly_confidence_round(double p);
 
 /* Wilson score interval of x successes in n trials at normal quantile z
