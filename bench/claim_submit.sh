@@ -191,15 +191,15 @@ for c in $CONCS; do
 	[ -z "${HWHERE[$c]:-}" ] || echo "CPU per hello-world request ($c connections): ${HWHERE[$c]}"
 done
 for c in $CONCS; do
-	echo "hello-world, $c connections, slice by slice (req/s): $(tr ' ' '\n' <"$TMP/h.$c.res" | sed -n 's/^req_s=//p' | paste -sd ' ')"
-	echo "tally, $c annotators, slice by slice (req/s): $(tr ' ' '\n' <"$TMP/t.$c.res" | sed -n 's/^req_s=//p' | paste -sd ' ')"
+	hs=$(tr ' ' '\n' <"$TMP/h.$c.res" | sed -n 's/^req_s=//p' | paste -sd ' ')
+	ts=$(tr ' ' '\n' <"$TMP/t.$c.res" | sed -n 's/^req_s=//p' | paste -sd ' ')
+	echo "hello-world, $c connections, slice by slice (req/s): $hs"
+	echo "tally, $c annotators, slice by slice (req/s): $ts"
 	# each tally slice against the mean of the two hello-world slices around
 	# it: the whole-run ratio is the target, but it averages fast and slow
 	# stretches of the host, and the loop does not speed up as much as a
 	# hello-world when the host does (PERFORMANCE.md, eighteenth round)
-	echo "tally / hello-world, $c, slice by slice: $(paste -d ' ' \
-		<(tr ' ' '\n' <"$TMP/h.$c.res" | sed -n 's/^req_s=//p' | paste -sd ' ') \
-		<(tr ' ' '\n' <"$TMP/t.$c.res" | sed -n 's/^req_s=//p' | paste -sd ' ') |
+	echo "tally / hello-world, $c, slice by slice: $(echo "$hs $ts" |
 		awk -v n="$SLICES" '{ for (i = 1; i <= n; i++) { h = ($i + $(i + 1)) / 2;
 			printf "%s%.1f %% (hello %.0f)", (i > 1 ? ", " : ""), (h > 0 ? 100 * $(n + 1 + i) / h : 0), h } }')"
 done
