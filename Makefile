@@ -46,15 +46,16 @@ $(OUT)/libtally.a: $(LIB_OBJ)
 $(OUT)/tally: $(APP_OBJ) $(OUT)/libtally.a
 	$(CC) $(OPT) $(LDOPT) -o $@ $(APP_OBJ) $(OUT)/libtally.a $(LIBS)
 
-# tests/unit/testkit.c (helpers, no tests of its own) goes into every test
+# tests/unit/testkit.c (helpers, no tests of its own) goes into every test,
+# and TEST_OBJ (objects of the front ends, outside libtally.a) into the
+# tests that name it
 $(OUT)/tests/%: tests/unit/%.c $(TESTKIT) $(OUT)/libtally.a
 	@mkdir -p $(@D)
-	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(TESTKIT) $(OUT)/libtally.a $(LIBS) -lcmocka
+	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(TESTKIT) $(TEST_OBJ) $(OUT)/libtally.a $(LIBS) -lcmocka
 
 # the batcher belongs to the HTTP front end: its test links its object too
-$(OUT)/tests/test_batch: tests/unit/test_batch.c $(TESTKIT) $(OUT)/obj/src/http/batch.o $(OUT)/libtally.a
-	@mkdir -p $(@D)
-	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(TESTKIT) $(OUT)/obj/src/http/batch.o $(OUT)/libtally.a $(LIBS) -lcmocka
+$(OUT)/tests/test_batch: TEST_OBJ = $(OUT)/obj/src/http/batch.o
+$(OUT)/tests/test_batch: $(OUT)/obj/src/http/batch.o
 
 # what the bench clients share (bench/common/) goes into every bench tool
 $(OUT)/bench/%: bench/%.c $(BENCH_COMMON) $(OUT)/libtally.a
