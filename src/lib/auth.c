@@ -228,6 +228,7 @@ enum tly_code tly_authenticate(struct tly *t, const char *key, struct tly_actor 
 	set = (hash[0] | (unsigned)hash[1] << 8) % TLY__KEY_SETS;
 	if (t->store->ops->data_version(t->store, &version, NULL) != TLY_OK)
 		version = -1;
+	t->seen_version = version;
 	for (w = 0; version >= 0 && w < TLY__KEY_WAYS; w++)
 		if (t->keys[set].way[w].used && t->keys[set].way[w].version == version &&
 		    sodium_memcmp(t->keys[set].way[w].hash, hash, sizeof(hash)) == 0) {
@@ -305,4 +306,9 @@ enum tly_code tly_me(struct tly *t, const struct tly_actor *a, json_t **out, str
 	store_user_clear(&u);
 	store_org_clear(&o);
 	return rc;
+}
+
+int64_t tly_seen_version(const struct tly *t)
+{
+	return t->seen_version;
 }

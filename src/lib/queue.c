@@ -264,6 +264,17 @@ int tly_claim_held(const struct tly *t)
 	return t->claim_held;
 }
 
+const char *tly_submit_next_claim(struct tly *t, size_t *len, char project[TLY_ID_MAX],
+				  int64_t *expires_at)
+{
+	if (!t->next_claim_ok)
+		return NULL;
+	tly_id_encode(&t->ids, TLY_PROJECT, t->next_claim_project, project);
+	*len = t->next_claim.len;
+	*expires_at = t->next_claim_expires;
+	return t->next_claim.p;
+}
+
 /* Loads the caller's assignment and its project; anything else is not found. */
 static enum tly_code asg_load(struct tly *t, const struct tly_actor *a, const char *id,
 			      struct store_asg *asg, struct tly__project *p, struct tly_err *err)
@@ -395,8 +406,18 @@ static enum tly_code submit_next(struct tly *t, const struct tly_actor *a, const
 	if ((rc = sweep(t, p->row.id, now, NULL, err)) != TLY_OK)
 		return rc;
 	rc = s->ops->asg_live(s, p->row.id, a->user_id, now, &asg, err);
-	if (rc == TLY_ENOTFOUND)
-		rc = lease_next(t, a, p, now, &asg, &task, why, sizeof(why), err);
+	if (rc == TLY_ENOTFOUND &&
+	    (rc = lease_next(t, a, p, now, &asg, &task, why, sizeof(why), err)) == TLY_OK) {
+		/* what the claim after this submit will answer, for a front end
+		 * that hands it back without a trip through the library */
+		tly_buf_reset(&t->next_claim);
+		t->next_claim.cap = TLY__REPLY_CAP;
+		if (claim_text(t, &asg, &task, &t->next_claim) == TLY_OK) {
+			t->next_claim_project = p->row.id;
+			t->next_claim_expires = asg.expires_at;
+			t->next_claim_ok = 1;
+		}
+	}
 	store_task_clear(&task);
 	if (rc == TLY_ENOTFOUND) {
 		tly_err_clear(err);
@@ -423,6 +444,7 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 	int confident = 1;
 	enum tly_code rc;
 
+	t->next_claim_ok = 0;
 	if (!json_is_object(body))
 		return tly_err_set(err, TLY_EBADREQ, "", "the body must be an object");
 	dur = json_object_get(body, "duration_ms");
@@ -490,6 +512,8 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
 rollback:
 	s->ops->rollback(s);
 out:
+	if (rc != TLY_OK)
+		t->next_claim_ok = 0;
 	free(consensus);
 	free(r.answers);
 	json_decref(data);

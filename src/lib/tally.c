@@ -92,6 +92,7 @@ void tly_close(struct tly *t)
 		if (t->cache[i].project_id)
 			tly_schema_clear(&t->cache[i].schema);
 	tly__report_cache_free(t);
+	tly_buf_free(&t->next_claim);
 	if (t->store)
 		t->store->ops->close(t->store);
 	free(t->path);

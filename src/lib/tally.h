@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "ids.h"
 #include "err.h"
 #include "store.h"
 
@@ -57,6 +58,10 @@ enum tly_code tly_key_revoke(struct tly *t, const char *key_id, struct tly_err *
 /* Turns a presented API key into an actor; TLY_EUNAUTH when not valid. */
 enum tly_code tly_authenticate(struct tly *t, const char *key, struct tly_actor *a,
 			       struct tly_err *err);
+/* The database's data version as the last tly_authenticate read it: it
+ * changes when another connection or process commits (a key revoked from the
+ * CLI); -1 when it could not be read. */
+int64_t tly_seen_version(const struct tly *t);
 /* Checks an email/password pair (for browser sessions). */
 enum tly_code tly_password_check(struct tly *t, const char *email, const char *password,
 				 int64_t *user_id, struct tly_err *err);
@@ -109,6 +114,14 @@ enum tly_code tly_submit_text(struct tly *t, const struct tly_actor *a, const ch
  * "next": true leased) and wrote nothing; 0 otherwise. Such a reply depends
  * on nothing newer than the caller's own last write. */
 int tly_claim_held(const struct tly *t);
+/* After tly_submit_text: when it succeeded with "next": true and leased a new
+ * task, the reply a claim right after it would give (the JSON text, *len
+ * bytes), the project's public id in project and when the lease runs out (ms
+ * since the epoch); else NULL. Valid until the next call on t. A front end may
+ * hand that text back itself while nothing else touched the caller's lease
+ * (see src/http/handback.h). */
+const char *tly_submit_next_claim(struct tly *t, size_t *len, char project[TLY_ID_MAX],
+				  int64_t *expires_at);
 enum tly_code tly_release(struct tly *t, const struct tly_actor *a, const char *assignment,
 			  json_t **out, struct tly_err *err);
 enum tly_code tly_heartbeat(struct tly *t, const struct tly_actor *a, const char *assignment,

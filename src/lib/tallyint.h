@@ -48,7 +48,13 @@ struct tly {
 		unsigned next; /* the way a miss replaces, round robin */
 	} keys[TLY__KEY_SETS];
 	struct tly__report_cache *reports; /* the last quality reports' walks */
+	int64_t seen_version; /* the data version tly_authenticate read last */
 	int claim_held; /* the last claim handed back a held lease, writing nothing */
+	/* the claim reply for the lease the last submit with "next" made
+	 * (tly_submit_next_claim): its text, its project, when it runs out */
+	struct tly_buf next_claim;
+	int64_t next_claim_project, next_claim_expires;
+	int next_claim_ok;
 };
 
 /* A loaded project: the row (id, org_id, created_at; name and schema text are
