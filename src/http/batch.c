@@ -177,6 +177,19 @@ static int failed_seq(const struct batcher *b, uint64_t seq)
 	return 0;
 }
 
+int batch_durable(struct batcher *b, uint64_t seq)
+{
+	int ok;
+
+	pthread_mutex_lock(&b->qmu);
+	/* the ring remembers the last FAILED_RING failures: a batch older than
+	 * the oldest of them cannot be told */
+	ok = seq <= b->synced && !failed_seq(b, seq) &&
+	     (b->nfailed <= FAILED_RING || seq > b->failed[b->nfailed % FAILED_RING].seq);
+	pthread_mutex_unlock(&b->qmu);
+	return ok;
+}
+
 /* Hands every reply of a batch up to `synced` to its owner (qmu not held). */
 static void release(struct batcher *b, uint64_t synced)
 {

@@ -57,6 +57,10 @@ uint64_t batch_seen(struct batcher *b);
  * only this header, and only the owner reads the record back). */
 int batch_add(struct batcher *b, struct pending *p);
 
+/* 1 when batch seq is on disk (its commit did not fail), for a reply sent
+ * without batch_add(); 0 when it is not yet, or cannot be told. */
+int batch_durable(struct batcher *b, uint64_t seq);
+
 /* Hands p (durable already: batch_add() said so) to its owner at once. */
 void batch_post(struct batcher *b, struct pending *p);
 

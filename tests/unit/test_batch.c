@@ -162,7 +162,8 @@ static void test_mailbox_loses_no_wakeup(void **state)
 }
 
 /* A reply of an open batch waits; once the batch is committed the syncer
- * makes it durable and only then mails it, not failed; a reply tagged with a
+ * makes it durable and only then mails it, not failed (and batch_durable
+ * says so only from then on); a reply tagged with a
  * batch that is durable already is not queued. */
 static void test_reply_waits_for_its_sync(void **state)
 {
@@ -185,6 +186,7 @@ static void test_reply_waits_for_its_sync(void **state)
 	pthread_mutex_unlock(&f->lock);
 
 	assert_int_equal(readable(batch_fd(f->b, 1), 200), 0); /* not committed: no reply */
+	assert_int_equal(batch_durable(f->b, seq), 0);
 
 	pthread_mutex_lock(&f->lock);
 	batch_commit(f->b);
@@ -195,6 +197,9 @@ static void test_reply_waits_for_its_sync(void **state)
 	assert_ptr_equal(got, &w);
 	assert_int_equal(got->failed, 0);
 	assert_null(got->next);
+	/* what a worker asks before it sends a reply with no batch_add() */
+	assert_int_equal(batch_durable(f->b, seq), 1);
+	assert_int_equal(batch_durable(f->b, seq + 1), 0);
 
 	/* what the batch wrote is there for a new handle */
 	assert_int_equal(tly_open(f->path, 0, &t2, &err), TLY_OK);
