@@ -53,9 +53,12 @@ $(OUT)/tests/%: tests/unit/%.c $(TESTKIT) $(OUT)/libtally.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE) $(OPT) $(LDOPT) -o $@ $< $(TESTKIT) $(TEST_OBJ) $(OUT)/libtally.a $(LIBS) -lcmocka
 
-# the batcher belongs to the HTTP front end: its test links its object too
+# the batcher and the handback table belong to the HTTP front end: their
+# tests link their objects too
 $(OUT)/tests/test_batch: TEST_OBJ = $(OUT)/obj/src/http/batch.o
 $(OUT)/tests/test_batch: $(OUT)/obj/src/http/batch.o
+$(OUT)/tests/test_handback: TEST_OBJ = $(OUT)/obj/src/http/handback.o
+$(OUT)/tests/test_handback: $(OUT)/obj/src/http/handback.o
 
 # what the bench clients share (bench/common/) goes into every bench tool
 $(OUT)/bench/%: bench/%.c $(BENCH_COMMON) $(OUT)/libtally.a

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "http/batch.h"
+#include "http/handback.h"
 #include "jsontext.h"
 #include "tally.h"
 #include "util.h"
@@ -194,6 +195,8 @@ struct server {
 	struct exporter exp;
 	pthread_mutex_t lock;       /* the library (t and its store): one caller at a time */
 	struct batcher *batch;
+	struct handback *hand;      /* held leases the workers hand back (handback.h) */
+	int64_t seen_version;       /* executor only: the data version its last request saw */
 	struct refitter refit;
 	/* executor only: the last batch each user's requests ran in, by user id
 	 * modulo WROTE_SLOTS (users who share a slot wait for the later one) */
@@ -226,7 +229,11 @@ typedef enum tly_code (*handler_fn)(struct req *r, json_t **out, struct tly_err 
  * content, when the route allows it); no JSON tree is built. */
 /* SLOW: a READ that may take seconds (a quality report): it runs in the
  * report thread, so the reader's quick reads never queue behind it. */
-enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8, READ = 16, TEXT = 32, SLOW = 64 };
+/* HELD_SAFE: the route changes nothing a held lease's handback depends on
+ * but its caller's own leases (handback.h); any other route run by the
+ * executor stops every handback waiting. */
+enum { PUBLIC = 1, BODY = 2, NO_CONTENT_OK = 4, SELF = 8, READ = 16, TEXT = 32, SLOW = 64,
+       HELD_SAFE = 128 };
 
 struct route {
 	enum method method;
@@ -875,17 +882,17 @@ static const struct route routes[] = {
 	{ M_GET, "/api/v1/projects", h_project_list, 200, READ },
 	{ M_POST, "/api/v1/projects", h_project_create, 201, BODY },
 	{ M_GET, "/api/v1/projects/{id}", h_project_get, 200, READ },
-	{ M_POST, "/api/v1/projects/{id}/tasks", h_tasks_add, 201, BODY },
+	{ M_POST, "/api/v1/projects/{id}/tasks", h_tasks_add, 201, BODY | HELD_SAFE },
 	{ M_GET, "/api/v1/projects/{id}/tasks", h_task_list, 200, READ },
-	{ M_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK | TEXT },
+	{ M_POST, "/api/v1/projects/{id}/claim", h_claim, 200, NO_CONTENT_OK | TEXT | HELD_SAFE },
 	{ M_GET, "/api/v1/projects/{id}/export", h_export, 200, SELF | READ },
 	{ M_GET, "/api/v1/projects/{id}/quality", h_quality, 200, READ | SLOW },
 	{ M_POST, "/api/v1/projects/{id}/quality/refit", h_refit, 202, 0 },
 	{ M_GET, "/api/v1/tasks/{id}", h_task_get, 200, READ },
 	{ M_POST, "/api/v1/tasks/{id}/cancel", h_task_cancel, 200, 0 },
-	{ M_POST, "/api/v1/assignments/{id}/submit", h_submit, 201, BODY | TEXT },
-	{ M_POST, "/api/v1/assignments/{id}/release", h_release, 200, 0 },
-	{ M_POST, "/api/v1/assignments/{id}/heartbeat", h_heartbeat, 200, 0 },
+	{ M_POST, "/api/v1/assignments/{id}/submit", h_submit, 201, BODY | TEXT | HELD_SAFE },
+	{ M_POST, "/api/v1/assignments/{id}/release", h_release, 200, HELD_SAFE },
+	{ M_POST, "/api/v1/assignments/{id}/heartbeat", h_heartbeat, 200, HELD_SAFE },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -1231,6 +1238,29 @@ static void held_or_wrote(struct server *srv, struct job *j, enum tly_code rc)
 		*w = j->r.rep->hdr.seq;
 }
 
+/* After each request it ran, the executor tells the handback table
+ * (handback.h) who may have changed what, and leaves it the claim reply of
+ * the lease a submit with "next" made. (Library lock held, before the reply
+ * goes back to its worker.) */
+static void handback_after(struct server *srv, struct job *j, enum tly_code rc)
+{
+	char project[TLY_ID_MAX];
+	const char *text;
+	int64_t expires;
+	size_t len;
+
+	int64_t v = tly_seen_version(j->r.t);
+
+	/* another process committed (the CLI revoked a key, say): stop them all */
+	handback_touch(srv->hand, j->r.actor.user_id,
+		       !(j->rt->flags & HELD_SAFE) || v != srv->seen_version || v < 0);
+	srv->seen_version = v;
+	if (rc == TLY_OK && j->rt->handler == h_submit && j->r.auth_state == 1 &&
+	    (text = tly_submit_next_claim(j->r.t, &len, project, &expires)))
+		handback_put(srv->hand, j->r.auth, project, j->r.actor.user_id, j->r.rep->hdr.seq,
+			     expires, text, len);
+}
+
 /* The executor: the one thread that calls the library for requests. The
  * workers only parse and send, so they never wait for the library lock; the
  * executor takes whatever queued up and runs it back to back in the open
@@ -1253,6 +1283,7 @@ static void execute(struct server *srv, struct job *j)
 	compose(j, rc, out, &err);
 	json_decref(out);
 	held_or_wrote(srv, j, rc);
+	handback_after(srv, j, rc);
 	/* from here on the job is its worker's again: do not touch it */
 	if (batch_add(srv->batch, &rep->hdr)) /* nothing to wait for */
 		batch_post(srv->batch, &rep->hdr);
@@ -1412,6 +1443,22 @@ static void *executor_main(void *arg)
 	return NULL;
 }
 
+/* A claim the worker answers itself: the lease its caller's last submit
+ * held for it, once that submit's write is on disk (handback.h). */
+static int handback_claim(struct server *srv, struct job *j)
+{
+	uint64_t seq;
+
+	if (!handback_take(srv->hand, j->r.auth, j->r.params[0], tly_now_ms(), &j->rep.body, &seq))
+		return 0;
+	if (!batch_durable(srv->batch, seq)) { /* a client that did not wait for the 201 */
+		tly_buf_reset(&j->rep.body);
+		return 0;
+	}
+	j->rep.status = 200;
+	return 1;
+}
+
 static void submit_job(struct server *srv, struct job *j)
 {
 	jobq_push(j->rt->flags & SLOW ? &srv->rp : j->rt->flags & READ ? &srv->rd : &srv->x, j);
@@ -1485,6 +1532,11 @@ static int dispatch(h2o_handler_t *self, h2o_req_t *req)
 		}
 	}
 	auth_copy(&j->r, req);
+	if (rt->handler == h_claim && j->r.auth_state == 1 && handback_claim(srv, j)) {
+		send_reply(w, rep);
+		job_put(w, j);
+		return 0;
+	}
 	if (rt->flags & BODY)
 		j->body_rc = read_body(&j->r, req, &j->body_err);
 	j->rt = rt;
@@ -1954,7 +2006,7 @@ int tly_http_serve(struct tly *t, const struct tly_http_opts *o)
 	pthread_mutex_init(&srv.lock, &ma);
 	pthread_mutexattr_destroy(&ma);
 	if ((fd = listen_on(o->listen, host, port)) < 0 ||
-	    !(srv.batch = batch_new(t, &srv.lock, srv.nworkers)))
+	    !(srv.batch = batch_new(t, &srv.lock, srv.nworkers)) || !(srv.hand = handback_new()))
 		goto out;
 	srv.refit.path = tly_path(t);
 	pthread_mutex_init(&srv.refit.lock, NULL);
@@ -2033,8 +2085,10 @@ out:
 		drop_unsent(&srv);
 	}
 	if (rc == 0)
-		fprintf(stderr, "tally: stopped (%ld requests in %ld commits; %ld syncs, %.2f ms on average, %.1f ms at most)\n",
-			bs.requests, bs.commits, bs.syncs, bs.sync_avg_ms, bs.sync_max_ms);
+		fprintf(stderr, "tally: stopped (%ld requests in %ld commits; %ld syncs, %.2f ms on average, %.1f ms at most; "
+			"%ld claims handed back by the event loop)\n",
+			bs.requests, bs.commits, bs.syncs, bs.sync_avg_ms, bs.sync_max_ms,
+			srv.hand ? handback_count(srv.hand) : 0L);
 	if (srv.refit.started) {
 		pthread_mutex_lock(&srv.refit.lock);
 		atomic_store(&srv.refit.stop, 1);
@@ -2047,6 +2101,7 @@ out:
 	if (srv.config_ready)
 		h2o_config_dispose(&srv.config);
 	batch_free(srv.batch);
+	handback_free(srv.hand);
 	pthread_mutex_destroy(&srv.lock);
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 	return rc;

@@ -1,10 +1,11 @@
 // A submit with "next": true leases the annotator's next task in the same durable
 // write; the claim after it hands that lease back. Checked over HTTP: what the
 // claim returns, that others do not get the held task, that a bad value is refused
-// with nothing kept, and that the held lease survives kill -9 of the server.
+// with nothing kept, and that the held lease survives kill -9 of the server; and
+// that the event loop hands the held lease back itself only while nothing touched it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { World, assertError, ok, sentimentSchema } from './lib.mjs';
+import { World, assertError, ok, sentimentSchema, sleep } from './lib.mjs';
 
 const S = { sentiment: 'positive' };
 
@@ -64,5 +65,80 @@ test('submit with "next": the next task is held for its annotator, through kill 
   ok(await b.post(`/api/v1/assignments/${cl.assignment.id}/submit`, { answers: S, next: true }), 201);
   assert.equal(await b.claim(prj), null);
   for (const id of ids) assert.equal((await srv.client(mgr.key).getTask(id)).status, 'completed');
+  await w.close();
+});
+
+// The claim right after a submit with "next" is answered by the event loop from
+// what the submit left (src/http/handback.h): it must be the very reply the
+// executor gives, go to that key alone, and stop as soon as anything touched the
+// lease: a claim or release on another key of the same user, a cancel, age.
+test('the claim after a submit with "next" is handed back at once, only while nothing touched the lease', async () => {
+  const w = World.create('handback');
+  const org = w.org('Handback Org');
+  const rivalOrg = w.org('Handback Rival');
+  const mgr = w.member(org, 'manager');
+  const ann = w.member(org, 'annotator');
+  const key2 = w.key(ann.email, org).key;
+  const other = w.member(org, 'annotator');
+  const rival = w.member(rivalOrg, 'annotator');
+  const srv = await w.serve();
+  const m = srv.client(mgr.key);
+  const prj = (await m.createProject(sentimentSchema())).id;
+  const ids = (await m.createTasks(prj, Array.from({ length: 10 }, (_, i) => (
+    { data: { text: `task ${i}` }, priority: 10 - i })))).created;
+  const a = srv.client(ann.key);
+  const a2 = srv.client(key2);
+  const submitNext = async (c) => ok(await a.post(`/api/v1/assignments/${c.assignment.id}/submit`,
+    { answers: S, duration_ms: 5, next: true }), 201);
+
+  const c0 = await a.claim(prj);
+  assert.equal(c0.task.id, ids[0]);
+  await submitNext(c0);
+  // neither a rival's key nor a colleague's reaches the held lease
+  assertError(await srv.client(rival.key).post(`/api/v1/projects/${prj}/claim`), 404, 'not_found');
+  assert.equal((await srv.client(other.key).claim(prj)).task.id, ids[2]);
+  const c1 = await a.claim(prj); // handed back by the event loop
+  assert.equal(c1.task.id, ids[1]);
+  assert.deepEqual(c1.task.data, { text: 'task 1' });
+  assert.deepEqual(await a.claim(prj), c1, 'the executor gives the very same reply');
+
+  // the held lease claimed and released on the user's other key: the first key's
+  // claim gets a new task, not the released one
+  await submitNext(c1);
+  const h = await a2.claim(prj);
+  assert.equal(h.task.id, ids[3]);
+  ok(await a2.post(`/api/v1/assignments/${h.assignment.id}/release`), 200);
+  const c4 = await a.claim(prj);
+  assert.equal(c4.task.id, ids[4]);
+  assert.notEqual(c4.assignment.id, h.assignment.id);
+
+  // the held task canceled by the manager: the claim goes on to the next one
+  await submitNext(c4);
+  ok(await m.post(`/api/v1/tasks/${ids[5]}/cancel`), 200);
+  const c6 = await a.claim(prj);
+  assert.equal(c6.task.id, ids[6]);
+
+  // older than the handback's time to live: the executor hands it back instead
+  await submitNext(c6);
+  await sleep(400);
+  const c7 = await a.claim(prj);
+  assert.equal(c7.task.id, ids[7]);
+  assert.deepEqual(await a.claim(prj), c7);
+
+  await submitNext(c7);
+  const c8 = await a.claim(prj); // handed back
+  assert.equal(c8.task.id, ids[8]);
+  ok(await a.post(`/api/v1/assignments/${c8.assignment.id}/submit`, { answers: S }), 201);
+
+  for (const [i, status] of [[0, 'completed'], [1, 'completed'], [2, 'in_progress'], [3, 'queued'],
+    [4, 'completed'], [5, 'canceled'], [6, 'completed'], [7, 'completed'], [8, 'completed'], [9, 'queued']]) {
+    assert.equal((await m.getTask(ids[i])).status, status, `task ${i}`);
+  }
+  // the server's own count: at most the two claims that nothing touched (a slow
+  // host may send one of them the slow way), at least one
+  await srv.stop();
+  w.servers = w.servers.filter((s) => s !== srv);
+  const n = Number((srv.log.match(/(\d+) claims handed back by the event loop/) || [])[1]);
+  assert.ok(n >= 1 && n <= 2, `claims handed back: ${n}; log: ${srv.log.slice(-500)}`);
   await w.close();
 });
