@@ -9,8 +9,8 @@
  * once when all of these hold (else the claim goes to the executor as
  * before, which gives the same answer the slow way):
  *   - it comes with the same Authorization value as the submit, for the same
- *     project (both are in the entry's keyed BLAKE2b tag: nothing else is
- *     checked, so nothing but that key can take it);
+ *     project (both are in the entry's keyed 128-bit SipHash tag, its key
+ *     drawn at start: nothing but that value can take it);
  *   - no request of that user ran in the executor since, on any key (a
  *     release, a heartbeat, another submit): each bumps the user's
  *     generation;

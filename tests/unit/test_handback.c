@@ -139,7 +139,8 @@ static void test_expiry_and_age(void **state)
 	assert_int_equal(take(f, KEY_A, PRJ_1, &seq), 0);
 }
 
-/* A reply over HANDBACK_TEXT_MAX is not kept (and drops the slot's old one). */
+/* A reply over HANDBACK_TEXT_MAX is not kept (and drops the slot's old one);
+ * nor is anything for a key too long to tag. */
 static void test_big_reply_not_kept(void **state)
 {
 	struct fixture *f = *state;
@@ -155,6 +156,11 @@ static void test_big_reply_not_kept(void **state)
 	handback_put(f->h, KEY_A, PRJ_1, 7, 3, f->now + LATER, big, n - 1);
 	assert_int_equal(take(f, KEY_A, PRJ_1, &seq), 1);
 	assert_int_equal(f->out.len, n - 1);
+
+	/* an Authorization value too long to tag: never kept, never matched */
+	big[2000] = '\0';
+	handback_put(f->h, big, PRJ_1, 7, 4, f->now + LATER, TEXT, strlen(TEXT));
+	assert_int_equal(take(f, big, PRJ_1, &seq), 0);
 	free(big);
 }
 
