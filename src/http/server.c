@@ -1244,12 +1244,10 @@ static void held_or_wrote(struct server *srv, struct job *j, enum tly_code rc)
  * goes back to its worker.) */
 static void handback_after(struct server *srv, struct job *j, enum tly_code rc)
 {
+	int64_t expires, v = tly_seen_version(j->r.t);
 	char project[TLY_ID_MAX];
 	const char *text;
-	int64_t expires;
 	size_t len;
-
-	int64_t v = tly_seen_version(j->r.t);
 
 	/* another process committed (the CLI revoked a key, say): stop them all */
 	handback_touch(srv->hand, j->r.actor.user_id,

@@ -71,7 +71,8 @@ test('submit with "next": the next task is held for its annotator, through kill 
 // The claim right after a submit with "next" is answered by the event loop from
 // what the submit left (src/http/handback.h): it must be the very reply the
 // executor gives, go to that key alone, and stop as soon as anything touched the
-// lease: a claim or release on another key of the same user, a cancel, age.
+// lease: a claim or release on another key of the same user, a cancel, age, a key
+// revoked from the CLI.
 test('the claim after a submit with "next" is handed back at once, only while nothing touched the lease', async () => {
   const w = World.create('handback');
   const org = w.org('Handback Org');
@@ -130,8 +131,22 @@ test('the claim after a submit with "next" is handed back at once, only while no
   assert.equal(c8.task.id, ids[8]);
   ok(await a.post(`/api/v1/assignments/${c8.assignment.id}/submit`, { answers: S }), 201);
 
+  // a key revoked from the CLI (another process) right after its submit held a
+  // lease: once the executor has seen that commit (any request will do), the
+  // key's claim is refused, handback or not
+  const k3 = w.key(ann.email, org);
+  const a3 = srv.client(k3.key);
+  const more = (await m.createTasks(prj, [{ data: { text: 'task 10' } }])).created;
+  const c9 = await a3.claim(prj);
+  assert.equal(c9.task.id, ids[9]);
+  ok(await a3.post(`/api/v1/assignments/${c9.assignment.id}/submit`, { answers: S, next: true }), 201);
+  w.ok(['key', 'revoke', k3.keyId]);
+  assert.equal((await srv.client(other.key).claim(prj)).task.id, ids[2]);
+  assertError(await a3.post(`/api/v1/projects/${prj}/claim`), 401, 'unauthorized');
+  assert.equal((await m.getTask(more[0])).status, 'in_progress', 'the lease stands, for the user');
+
   for (const [i, status] of [[0, 'completed'], [1, 'completed'], [2, 'in_progress'], [3, 'queued'],
-    [4, 'completed'], [5, 'canceled'], [6, 'completed'], [7, 'completed'], [8, 'completed'], [9, 'queued']]) {
+    [4, 'completed'], [5, 'canceled'], [6, 'completed'], [7, 'completed'], [8, 'completed'], [9, 'completed']]) {
     assert.equal((await m.getTask(ids[i])).status, status, `task ${i}`);
   }
   // the server's own count: at most the two claims that nothing touched (a slow
